@@ -1,0 +1,138 @@
+"""`ecom`: the one command-line entry point. Each stage contributes a sub-command group."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ecom.config import Settings, load_settings
+from ecom.errors import UserError
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    help="E-commerce analytics warehouse: simulate, ingest, transform, validate, orchestrate.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+stack_app = typer.Typer(help="Embedded PostgreSQL + Kafka-protocol broker (no Docker).",
+                        no_args_is_help=True)
+kafka_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
+warehouse_app = typer.Typer(help="Warehouse landing schema and roles.", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+app.add_typer(kafka_app, name="kafka")
+app.add_typer(warehouse_app, name="warehouse")
+
+_state: dict[str, bool] = {"verbose": False}
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks on errors."),
+) -> None:
+    _state["verbose"] = verbose
+
+
+def settings() -> Settings:
+    """The settings for this invocation (built from the environment once)."""
+    return load_settings()
+
+
+def print_stack_status(status: object) -> None:
+    table = Table(title="ecom stack", show_header=True)
+    table.add_column("component")
+    table.add_column("state")
+    table.add_row("postgresql", status.postgres)  # type: ignore[attr-defined]
+    table.add_row("kafka", status.kafka)  # type: ignore[attr-defined]
+    for name, partitions in status.topics.items():  # type: ignore[attr-defined]
+        table.add_row(f"  topic {name}", f"{partitions} partition(s)")
+    console.print(table)
+    for note in getattr(status, "notes", []):
+        console.print(f"  - {note}")
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Start PostgreSQL and the broker (if embedded), apply migrations, create topics."""
+    from ecom.stack.manager import up
+
+    _, status = up(settings())
+    print_stack_status(status)
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop the services that `ecom stack up` started."""
+    from ecom.stack.manager import down
+
+    stopped = down(settings())
+    console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Show both services and the topics with their partition counts."""
+    from ecom.stack.manager import status_of
+
+    print_stack_status(status_of(settings()))
+
+
+@kafka_app.command("init")
+def kafka_init() -> None:
+    """Create the project's topics (idempotent)."""
+    from ecom.kafka_admin import ensure_topics
+
+    for topic in ensure_topics(settings()):
+        state = "created" if topic.created else "present"
+        console.print(f"{topic.name}: {topic.partitions} partition(s), {state}")
+
+
+@warehouse_app.command("migrate")
+def warehouse_migrate() -> None:
+    """Apply pending landing-schema migrations and set role passwords (idempotent)."""
+    from ecom.warehouse.migrate import migrate
+
+    applied = migrate(settings())
+    console.print(f"applied: {', '.join(applied) if applied else 'nothing pending'}")
+
+
+@app.command("env")
+def env() -> None:
+    """Print `export` lines for the current settings: `eval "$(ecom env)"` before running dbt."""
+    for key, value in sorted(settings().as_env().items()):
+        print(f"export {key}={_shell_quote(value)}")
+
+
+def _shell_quote(value: str) -> str:
+    return "'" + value.replace("'", "'\"'\"'") + "'"
+
+
+def main() -> None:
+    """Console-script entry: run the app, turning UserError into one readable line."""
+    try:
+        app(standalone_mode=False)
+    except UserError as exc:
+        if _state["verbose"]:
+            raise
+        err_console.print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("aborted")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

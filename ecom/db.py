@@ -1,0 +1,62 @@
+"""PostgreSQL connections for the project's roles, with user-readable connection errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg2
+import psycopg2.extensions
+
+from ecom.config import Settings
+from ecom.errors import UserError
+
+ROLES = ("admin", "loader", "transformer", "reader")
+
+
+def connect(
+    settings: Settings, role: str = "admin", *, database: str | None = None, autocommit: bool = False
+) -> psycopg2.extensions.connection:
+    """Open a connection as one of ROLES; raise UserError with a fix when it cannot."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; expected one of {ROLES}")
+    try:
+        conn = psycopg2.connect(settings.dsn(role, database), connect_timeout=5)
+    except psycopg2.OperationalError as exc:
+        raise UserError(_explain(settings, role, str(exc))) from exc
+    conn.autocommit = autocommit
+    return conn
+
+
+@contextmanager
+def connection(settings: Settings, role: str = "admin", **kwargs: object) -> Iterator[
+    psycopg2.extensions.connection
+]:
+    """`with connection(settings, "loader") as conn:` commits on success, always closes."""
+    conn = connect(settings, role, **kwargs)  # type: ignore[arg-type]
+    try:
+        with conn:
+            yield conn
+    finally:
+        conn.close()
+
+
+def _explain(settings: Settings, role: str, error: str) -> str:
+    where = settings.redacted_dsn(role)
+    first = error.strip().splitlines()[0] if error.strip() else "unknown error"
+    if "password authentication failed" in error or "no password supplied" in error:
+        return (
+            f"PostgreSQL refused the {role} login at {where} ({first}). "
+            f"Check ECOM_PG_{role.upper()}_USER / ECOM_PG_{role.upper()}_PASSWORD, "
+            "or run `ecom stack up` to create the embedded cluster's roles."
+        )
+    if "does not exist" in error:
+        return (
+            f"PostgreSQL at {where} answered but {first}. "
+            "Run `ecom stack up` (embedded) or `ecom warehouse migrate` (external) to create it."
+        )
+    return (
+        f"Cannot reach PostgreSQL at {where} ({first}). "
+        "Start the embedded stack with `ecom stack up`, or point ECOM_PG_HOST / ECOM_PG_PORT "
+        "at a running server."
+    )

@@ -1,0 +1,110 @@
+"""Kafka topic administration and readiness checks (kafka-python, the default client)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from ecom.config import Settings
+from ecom.errors import UserError
+
+
+@dataclass(frozen=True)
+class TopicState:
+    name: str
+    partitions: int
+    created: bool
+
+
+def admin_client(settings: Settings, timeout_s: float = 5.0) -> KafkaAdminClient:
+    try:
+        return KafkaAdminClient(
+            bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
+            client_id="ecom-admin",
+            request_timeout_ms=int(timeout_s * 1000),
+        )
+    except (KafkaError, OSError) as exc:
+        raise UserError(
+            f"Cannot reach Kafka at {settings.kafka_bootstrap_servers} ({type(exc).__name__}). "
+            "Start the embedded broker with `ecom stack up`, or set ECOM_KAFKA_BOOTSTRAP_SERVERS "
+            "to a running cluster."
+        ) from exc
+
+
+def wait_for_broker(settings: Settings, timeout_s: float = 30.0) -> None:
+    """Block until the broker answers a metadata request."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            client = admin_client(settings, timeout_s=2.0)
+            try:
+                client.list_topics()
+                return
+            finally:
+                client.close()
+        except (UserError, KafkaError, OSError):
+            if time.monotonic() > deadline:
+                raise UserError(
+                    f"Kafka at {settings.kafka_bootstrap_servers} did not answer metadata within "
+                    f"{timeout_s:.0f} s. Check the broker log under the data dir."
+                ) from None
+            time.sleep(0.2)
+
+
+def ensure_topics(settings: Settings) -> list[TopicState]:
+    """Create the project's topics if missing (idempotent); report partition counts.
+
+    Topics must exist before anyone produces: the embedded broker auto-creates unknown
+    topics with 4 partitions, and it cannot add partitions later.
+    """
+    client = admin_client(settings)
+    try:
+        existing = set(client.list_topics())
+        created: set[str] = set()
+        retention = settings.topic_retention_ms
+        for name, partitions in settings.topics.items():
+            if name in existing:
+                continue
+            topic = NewTopic(
+                name, partitions, 1, topic_configs={"retention.ms": str(retention[name])}
+            )
+            try:
+                client.create_topics([topic])
+                created.add(name)
+            except TopicAlreadyExistsError:
+                pass
+        counts = topic_partitions(client, list(settings.topics))
+    finally:
+        client.close()
+    states = []
+    for name, expected in settings.topics.items():
+        actual = counts.get(name, 0)
+        if name == settings.topic_events and actual != expected:
+            raise UserError(
+                f"Topic {name} has {actual} partitions, the project expects {expected}. "
+                "It was probably auto-created by a producer before `ecom stack up`; delete it "
+                "(or restart the embedded broker) and run `ecom kafka init`."
+            )
+        states.append(TopicState(name, actual, name in created))
+    return states
+
+
+def topic_partitions(client: KafkaAdminClient, names: list[str]) -> dict[str, int]:
+    present = set(client.list_topics())
+    wanted = [n for n in names if n in present]
+    if not wanted:
+        return {}
+    return {d["name"]: len(d["partitions"]) for d in client.describe_topics(wanted)}
+
+
+def describe(settings: Settings) -> dict[str, int]:
+    """Partition count of each project topic that exists."""
+    client = admin_client(settings)
+    try:
+        return topic_partitions(client, list(settings.topics))
+    finally:
+        client.close()

@@ -1,0 +1,257 @@
+"""A project-private PostgreSQL cluster started from the system's server binaries.
+
+`initdb` refuses to run as root, so when we are root the cluster belongs to the `postgres`
+OS user (Debian's packages create it) and every server command runs through `runuser`.
+Only TCP on 127.0.0.1 is used (no Unix socket), with scram-sha-256 passwords.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import pwd
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+from psycopg2 import sql
+
+from ecom.config import Settings
+from ecom.errors import UserError
+from ecom.stack.ports import port_answers, port_is_free
+
+SERVER_SETTINGS = """
+# --- ecom embedded cluster ---
+listen_addresses = '127.0.0.1'
+unix_socket_directories = ''
+password_encryption = 'scram-sha-256'
+shared_buffers = '512MB'
+work_mem = '64MB'
+maintenance_work_mem = '256MB'
+max_wal_size = '4GB'
+checkpoint_timeout = '15min'
+wal_compression = on
+max_connections = 200
+log_min_messages = warning
+log_min_error_statement = error
+timezone = 'UTC'
+"""
+
+HBA = """# ecom embedded cluster: TCP on loopback only, passwords required
+host all all 127.0.0.1/32 scram-sha-256
+"""
+
+
+@dataclass(frozen=True)
+class PgBinaries:
+    initdb: str
+    pg_ctl: str
+
+
+def find_binaries(bin_dir: str = "") -> PgBinaries:
+    """initdb and pg_ctl from `bin_dir` if given, else PATH, else Debian's
+    /usr/lib/postgresql/<version>/bin."""
+    if bin_dir:
+        initdb, pg_ctl = Path(bin_dir) / "initdb", Path(bin_dir) / "pg_ctl"
+        if os.access(initdb, os.X_OK) and os.access(pg_ctl, os.X_OK):
+            return PgBinaries(str(initdb), str(pg_ctl))
+        raise UserError(
+            f"ECOM_PG_BIN_DIR={bin_dir} holds no executable initdb and pg_ctl. Point it at a "
+            "PostgreSQL bin directory (e.g. /usr/lib/postgresql/15/bin) or unset it."
+        )
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if initdb and pg_ctl:
+        return PgBinaries(initdb, pg_ctl)
+    for bindir in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if os.access(f"{bindir}/initdb", os.X_OK) and os.access(f"{bindir}/pg_ctl", os.X_OK):
+            return PgBinaries(f"{bindir}/initdb", f"{bindir}/pg_ctl")
+    raise UserError(
+        "PostgreSQL server binaries (initdb, pg_ctl) were not found. Install them with "
+        "`sudo apt-get install postgresql` (the Makefile's `make setup` does this), or set "
+        "ECOM_PG_MODE=external and point ECOM_PG_HOST/ECOM_PG_PORT at a running server."
+    )
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *cmd] if _is_root() else cmd
+
+
+def _postgres_can_reach(path: Path) -> bool:
+    probe = subprocess.run(
+        _as_postgres(["test", "-x", str(path)]), capture_output=True, check=False
+    )
+    return probe.returncode == 0
+
+
+def cluster_dir(settings: Settings) -> Path:
+    """Where the cluster lives: `<data dir>/postgres`, or, when root and the postgres user
+    cannot traverse the data dir (e.g. a checkout under /root), a private dir in /var/tmp."""
+    preferred = settings.data_dir / "postgres"
+    if not _is_root():
+        return preferred
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if _postgres_can_reach(settings.data_dir):
+        return preferred
+    digest = hashlib.sha1(str(settings.data_dir).encode()).hexdigest()[:12]
+    return Path("/var/tmp") / f"ecom-postgres-{digest}"
+
+
+def _chown_to_postgres(path: Path) -> None:
+    if _is_root():
+        entry = pwd.getpwnam("postgres")
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _log_file(settings: Settings, pgdata: Path) -> Path:
+    # the server writes its log as the postgres user: keep it inside the cluster dir
+    return pgdata / "server.log"
+
+
+def is_running(settings: Settings) -> bool:
+    pgdata = cluster_dir(settings)
+    if not (pgdata / "PG_VERSION").exists():
+        return False
+    bins = find_binaries(settings.pg_bin_dir)
+    status = subprocess.run(
+        _as_postgres([bins.pg_ctl, "status", "-D", str(pgdata)]), capture_output=True, check=False
+    )
+    return status.returncode == 0
+
+
+def init_cluster(settings: Settings) -> Path:
+    """initdb once; later calls return the existing cluster."""
+    pgdata = cluster_dir(settings)
+    if (pgdata / "PG_VERSION").exists():
+        return pgdata
+    bins = find_binaries(settings.pg_bin_dir)
+    if _is_root():
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError as exc:
+            raise UserError(
+                "Running as root, but there is no `postgres` OS user to own the cluster "
+                "(initdb refuses root). Install Debian's postgresql package or run as a normal user."
+            ) from exc
+    pgdata.mkdir(parents=True, exist_ok=True)
+    pgdata.chmod(0o700)
+    _chown_to_postgres(pgdata)
+    pwfile = pgdata.parent / f".{pgdata.name}.pwfile"
+    pwfile.write_text(settings.pg_admin_password + "\n")
+    pwfile.chmod(0o600)
+    _chown_to_postgres(pwfile)
+    try:
+        result = subprocess.run(
+            _as_postgres([
+                bins.initdb, "-D", str(pgdata), "-U", settings.pg_admin_user,
+                f"--pwfile={pwfile}", "--auth=scram-sha-256", "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            ]),
+            capture_output=True, text=True, check=False,
+        )
+    finally:
+        pwfile.unlink(missing_ok=True)
+    if result.returncode != 0:
+        raise UserError(
+            f"initdb failed for {pgdata}: {result.stderr.strip().splitlines()[-1:]}. "
+            "Remove that directory and run `ecom stack up` again."
+        )
+    with open(pgdata / "postgresql.conf", "a") as conf:
+        conf.write(SERVER_SETTINGS)
+    (pgdata / "pg_hba.conf").write_text(HBA)
+    return pgdata
+
+
+def start(settings: Settings) -> bool:
+    """Start the cluster if it is not running. Returns True if this call started it."""
+    pgdata = init_cluster(settings)
+    if is_running(settings):
+        return False
+    if not port_is_free(settings.pg_host, settings.pg_port):
+        raise UserError(
+            f"Port {settings.pg_port} on {settings.pg_host} is already taken by another process, "
+            "so the embedded PostgreSQL cannot start. Stop that process or set ECOM_PG_PORT to a "
+            "free port (e.g. in .env)."
+        )
+    bins = find_binaries(settings.pg_bin_dir)
+    log_file = _log_file(settings, pgdata)
+    result = subprocess.run(
+        _as_postgres([
+            bins.pg_ctl, "start", "-D", str(pgdata), "-l", str(log_file), "-w", "-t", "60",
+            "-o", f"-p {settings.pg_port} -c listen_addresses={settings.pg_host}",
+        ]),
+        capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0:
+        tail = _tail(log_file)
+        raise UserError(
+            f"PostgreSQL did not start on {settings.pg_host}:{settings.pg_port}: {tail} "
+            f"(full log: {log_file})."
+        )
+    wait_ready(settings)
+    return True
+
+
+def stop(settings: Settings) -> bool:
+    """Stop the cluster if running. Returns True if it was stopped by this call."""
+    if not is_running(settings):
+        return False
+    bins = find_binaries(settings.pg_bin_dir)
+    subprocess.run(
+        _as_postgres([bins.pg_ctl, "stop", "-D", str(cluster_dir(settings)), "-m", "fast", "-w"]),
+        capture_output=True, check=False,
+    )
+    return True
+
+
+def wait_ready(settings: Settings, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if port_answers(settings.pg_host, settings.pg_port):
+            try:
+                psycopg2.connect(settings.dsn("admin", "postgres"), connect_timeout=3).close()
+                return
+            except psycopg2.OperationalError as exc:
+                last = str(exc).strip()
+                if "starting up" not in last:
+                    break
+        time.sleep(0.2)
+    raise UserError(
+        f"PostgreSQL at {settings.redacted_dsn()} is not answering ({last or 'timeout'}). "
+        "Check the server log under the data dir, or your ECOM_PG_* settings."
+    )
+
+
+def ensure_database(settings: Settings) -> None:
+    """Create the warehouse database if missing (connects to the `postgres` maintenance db)."""
+    conn = psycopg2.connect(settings.dsn("admin", "postgres"), connect_timeout=5)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select 1 from pg_database where datname = %s", (settings.pg_database,))
+            if cur.fetchone() is None:
+                cur.execute(sql.SQL("create database {}").format(
+                    sql.Identifier(settings.pg_database)))
+    finally:
+        conn.close()
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return "no server log"
+
+
+def destroy(settings: Settings) -> None:
+    """Stop the cluster and delete its directory (private test stacks)."""
+    stop(settings)
+    shutil.rmtree(cluster_dir(settings), ignore_errors=True)

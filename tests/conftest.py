@@ -1,0 +1,75 @@
+"""Shared fixtures: a private embedded stack (PostgreSQL + tansu) per test session.
+
+The stack lives in a temporary data dir on free ports, so test runs never touch the
+developer's `.local` stack and parallel runs do not collide.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from ecom.config import REPO_ROOT, Settings
+from ecom.stack import broker, postgres
+from ecom.stack.manager import up
+from ecom.stack.ports import free_port
+
+ECOM = [sys.executable, "-m", "ecom.cli"]
+
+
+def _private_settings(data_dir: Path) -> Settings:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ECOM_")}
+    env.update(
+        ECOM_DATA_DIR=str(data_dir),
+        ECOM_PG_PORT=str(free_port()),
+        ECOM_KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}",
+        ECOM_PG_MODE="embedded",
+        ECOM_KAFKA_MODE="embedded",
+        ECOM_SPARK_DRIVER_MEMORY="2g",
+    )
+    settings = Settings.from_env(env)
+    return replace(settings, data_dir=data_dir)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Settings of a running private stack with migrations applied and topics created."""
+    data_dir = tmp_path_factory.mktemp("ecom-stack")
+    settings, _ = up(_private_settings(data_dir))
+    try:
+        yield settings
+    finally:
+        broker.stop(settings)
+        postgres.destroy(settings)
+
+
+@pytest.fixture(scope="session")
+def settings(stack: Settings) -> Settings:
+    return stack
+
+
+def run_ecom(settings: Settings, *args: str, timeout: float = 600, check: bool = True,
+             **kwargs: object) -> subprocess.CompletedProcess[str]:
+    """Run the `ecom` CLI as a user would, against the given settings."""
+    proc = subprocess.run(
+        [*ECOM, *args], cwd=REPO_ROOT, env=settings.subprocess_env(), text=True,
+        capture_output=True, timeout=timeout, check=False, **kwargs,  # type: ignore[arg-type]
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"ecom {' '.join(args)} exited {proc.returncode}\nstdout:\n{proc.stdout}\n"
+            f"stderr:\n{proc.stderr}"
+        )
+    return proc
+
+
+@pytest.fixture(scope="session")
+def ecom_cli() -> object:
+    """`ecom_cli(settings, *args)` -> CompletedProcess (see run_ecom)."""
+    return run_ecom
