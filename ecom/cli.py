@@ -10,6 +10,7 @@ from rich.table import Table
 
 from ecom.config import Settings, load_settings
 from ecom.errors import UserError
+from simulator.cli import app as simulate_app
 
 console = Console()
 err_console = Console(stderr=True)
@@ -26,6 +27,7 @@ warehouse_app = typer.Typer(help="Warehouse landing schema and roles.", no_args_
 app.add_typer(stack_app, name="stack")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(warehouse_app, name="warehouse")
+app.add_typer(simulate_app, name="simulate")
 
 _state: dict[str, bool] = {"verbose": False}
 

@@ -1,0 +1,59 @@
+"""Turning session steps into contract JSON, fast: RNG-derived UUIDs, cached timestamp text.
+
+The JSON is built from pre-rendered fragments (users and products are JSON-safe by
+construction) in the field order of `ecom.events.ALL_FIELDS`; absent fields are omitted.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import date
+
+from simulator.catalog import Product, User
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_HMS: tuple[str, ...] = tuple(
+    f"{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)
+)
+_DAYS: dict[int, str] = {}
+
+_VERSION_MASK = ~(0xF000 << 64) & ~(0xC000 << 48)
+_VERSION_BITS = (0x4000 << 64) | (0x8000 << 48)
+
+
+def new_uuid(rng: random.Random) -> str:
+    """A version-4 UUID string drawn from `rng` (reproducible, unlike uuid.uuid4())."""
+    h = f"{(rng.getrandbits(128) & _VERSION_MASK) | _VERSION_BITS:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def day_text(day_number: int) -> str:
+    """Days since 1970-01-01 -> 'YYYY-MM-DD' (cached)."""
+    text = _DAYS.get(day_number)
+    if text is None:
+        text = _DAYS[day_number] = date.fromordinal(_EPOCH_ORDINAL + day_number).isoformat()
+    return text
+
+
+def format_ts(ts_ms: int) -> tuple[str, str]:
+    """Epoch milliseconds -> (UTC day 'YYYY-MM-DD', ISO-8601 'YYYY-MM-DDTHH:MM:SS.mmmZ')."""
+    day_number, rest = divmod(ts_ms, 86_400_000)
+    second, ms = divmod(rest, 1000)
+    day = _DAYS.get(day_number) or day_text(day_number)
+    return day, f"{day}T{_HMS[second]}.{ms:03d}Z"
+
+
+def encode_event(event_id: str, user: User, session_id: str, event_type: str, ts: str,
+                 product: Product | None, quantity: int, page_url: str) -> bytes:
+    """One valid event as compact JSON bytes (ALL_FIELDS order, absent fields omitted)."""
+    if product is None:
+        return (f'{{"event_id":"{event_id}",{user.head_json},"session_id":"{session_id}",'
+                f'"event_type":"{event_type}","event_timestamp":"{ts}",'
+                f'"page_url":"{page_url}",{user.tail_json}}}').encode()
+    if quantity:
+        return (f'{{"event_id":"{event_id}",{user.head_json},"session_id":"{session_id}",'
+                f'"event_type":"{event_type}","event_timestamp":"{ts}",{product.json},'
+                f'"quantity":{quantity},"page_url":"{page_url}",{user.tail_json}}}').encode()
+    return (f'{{"event_id":"{event_id}",{user.head_json},"session_id":"{session_id}",'
+            f'"event_type":"{event_type}","event_timestamp":"{ts}",{product.json},'
+            f'"page_url":"{page_url}",{user.tail_json}}}').encode()
