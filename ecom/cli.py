@@ -29,6 +29,23 @@ app.add_typer(kafka_app, name="kafka")
 app.add_typer(warehouse_app, name="warehouse")
 app.add_typer(simulate_app, name="simulate")
 
+
+def _dags_module(name: str) -> object:
+    """Import a module kept beside the DAGs: `airflow/` is not a package (it would shadow
+    apache-airflow), so its dags folder goes on sys.path, as Airflow itself does."""
+    import importlib
+
+    from ecom.config import REPO_ROOT
+
+    if str(REPO_ROOT / "airflow" / "dags") not in sys.path:
+        sys.path.append(str(REPO_ROOT / "airflow" / "dags"))
+    return importlib.import_module(name)
+
+
+_orchestration = _dags_module("ecom_pipeline.cli")  # imports airflow only inside commands
+app.add_typer(_orchestration.airflow_app, name="airflow")  # type: ignore[attr-defined]
+app.add_typer(_orchestration.pipeline_app, name="pipeline")  # type: ignore[attr-defined]
+
 _state: dict[str, bool] = {"verbose": False}
 
 

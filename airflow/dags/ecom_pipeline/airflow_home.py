@@ -1,0 +1,113 @@
+"""The local Airflow installation: AIRFLOW_HOME under the data dir, its environment, its DB.
+
+- AIRFLOW_HOME is `<data dir>/airflow` (airflow.cfg, logs, the generated admin password).
+- The dags folder is this repository's `airflow/dags`.
+- Metadata DB: a database `airflow` in the embedded PostgreSQL (the scheduler, API server,
+  DAG processor and triggerer write concurrently, which SQLite handles poorly); with an
+  external warehouse (`ECOM_PG_MODE=external`) a SQLite file in AIRFLOW_HOME, because we may
+  not be allowed to create databases there.
+- Every Airflow process gets the project's `ECOM_*` settings in its environment, so tasks,
+  dbt (profiles.yml reads `env_var('ECOM_...')`) and Spark see the same configuration.
+  Secrets travel in the environment only; nothing with a password is written to disk here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from dataclasses import replace
+from importlib.metadata import version
+from pathlib import Path
+from urllib.parse import quote
+
+from ecom.config import Settings
+from ecom.db import connection
+from ecom.errors import UserError
+from ecom.stack import postgres
+from ecom_pipeline import DAGS_FOLDER
+
+METADATA_DB = "airflow"
+AIRFLOW_BIN = Path(sys.executable).with_name("airflow")
+
+
+def home_dir(settings: Settings) -> Path:
+    return settings.data_dir / "airflow"
+
+
+def password_file(settings: Settings) -> Path:
+    """Where `airflow standalone` (simple auth manager) writes the generated admin password."""
+    return home_dir(settings) / "simple_auth_manager_passwords.json.generated"
+
+
+def metadata_conn(settings: Settings) -> str:
+    """SQLAlchemy URL of Airflow's metadata database (contains a password: env only)."""
+    if settings.pg_mode != "embedded":
+        return f"sqlite:///{home_dir(settings) / 'airflow.db'}"
+    auth = quote(settings.pg_admin_user, safe="")
+    if settings.pg_admin_password:
+        auth += ":" + quote(settings.pg_admin_password, safe="")
+    return f"postgresql+psycopg2://{auth}@{settings.pg_host}:{settings.pg_port}/{METADATA_DB}"
+
+
+def airflow_env(settings: Settings, port: int | None = None,
+                extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for any `airflow ...` subprocess run against the embedded stack."""
+    home = home_dir(settings)
+    port = port or settings.airflow_port
+    env = settings.subprocess_env()
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
+        "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "180",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_conn(settings),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos_cache"),
+        # the Airflow processes inherit this interpreter's venv (dbt, spark, airflow on PATH)
+        "PATH": f"{AIRFLOW_BIN.parent}:{env.get('PATH', '')}",
+    })
+    env.update(extra or {})
+    return env
+
+
+def run_airflow(settings: Settings, *args: str, timeout: float = 600,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run one `airflow` CLI command; a failure becomes a UserError with its last lines."""
+    proc = subprocess.run(
+        [str(AIRFLOW_BIN), *args], env=env or airflow_env(settings), text=True,
+        capture_output=True, timeout=timeout, check=False,
+    )
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
+        raise UserError(f"`airflow {' '.join(args)}` failed (exit {proc.returncode}):\n{tail}")
+    return proc
+
+
+def prepare(settings: Settings) -> Path:
+    """Create AIRFLOW_HOME and the metadata database, and migrate it (skipped when current)."""
+    home = home_dir(settings)
+    home.mkdir(parents=True, exist_ok=True)
+    conn = metadata_conn(settings)
+    stamp = home / ".db-migrated"
+    if settings.pg_mode == "embedded" and not _database_exists(settings, METADATA_DB):
+        postgres.ensure_database(replace(settings, pg_database=METADATA_DB))
+        stamp.unlink(missing_ok=True)
+    fingerprint = hashlib.sha256(f"{version('apache-airflow')}|{conn}".encode()).hexdigest()
+    if stamp.is_file() and stamp.read_text().strip() == fingerprint:
+        return home
+    run_airflow(settings, "db", "migrate")
+    stamp.write_text(fingerprint + "\n")
+    return home
+
+
+def _database_exists(settings: Settings, name: str) -> bool:
+    with connection(settings, "admin", database="postgres") as conn, conn.cursor() as cur:
+        cur.execute("select 1 from pg_database where datname = %s", (name,))
+        return cur.fetchone() is not None

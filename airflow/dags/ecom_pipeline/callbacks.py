@@ -1,0 +1,91 @@
+"""Task callbacks (set through the DAG's default_args, so Cosmos' dbt tasks get them too).
+
+Every attempt writes its row of `ops.pipeline_execution_logs`; a task that fails for good
+also publishes an alert to `data-quality-alerts`. A callback never changes a task's
+outcome: Airflow logs a callback's exception and carries on, and so do we, loudly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from ecom.config import load_settings
+from ecom_pipeline import alerts, execution_log
+from ecom_pipeline.days import logical_day
+from ecom_pipeline.execution_log import TaskAttempt
+
+log = logging.getLogger(__name__)
+
+ROWS_XCOM_KEY = "rows_affected"
+
+
+def attempt_of(context: Mapping[str, Any]) -> TaskAttempt:
+    ti = context["ti"]
+    return TaskAttempt(ti.dag_id, ti.run_id, ti.task_id, int(ti.try_number or 0),
+                       logical_day(context))
+
+
+def on_execute(context: Mapping[str, Any]) -> None:
+    """Insert the attempt's `running` row."""
+    started = getattr(context["ti"], "start_date", None) or datetime.now(UTC)
+    _safely("start row", execution_log.record_start, load_settings(), attempt_of(context),
+            started)
+
+
+def on_success(context: Mapping[str, Any]) -> None:
+    _finish(context, "success")
+
+
+def on_retry(context: Mapping[str, Any]) -> None:
+    _finish(context, "up_for_retry")
+
+
+def on_failure(context: Mapping[str, Any]) -> None:
+    """Complete the row as failed, then alert with the error (and failed expectations)."""
+    _finish(context, "failed")
+    exc = context.get("exception")
+    alert = alerts.task_failure_alert(
+        attempt_of(context), error_text(exc),
+        layer=getattr(exc, "layer", None),
+        failed_expectations=getattr(exc, "failed_expectations", None),
+    )
+    _safely("alert", alerts.publish_alert, load_settings(), attempt_of(context), alert)
+
+
+def error_text(exc: BaseException | str | None) -> str | None:
+    if exc is None:
+        return None
+    if isinstance(exc, str):
+        return exc
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def rows_affected(context: Mapping[str, Any]) -> int | None:
+    """What the task pushed under XCom key `rows_affected` (None if it pushed nothing)."""
+    ti = context["ti"]
+    try:
+        value = ti.xcom_pull(task_ids=ti.task_id, key=ROWS_XCOM_KEY)
+    except Exception:  # an XCom lookup must not break the log row
+        log.warning("could not read XCom %s of %s", ROWS_XCOM_KEY, ti.task_id, exc_info=True)
+        return None
+    return int(value) if isinstance(value, int | float) else None
+
+
+def _finish(context: Mapping[str, Any], status: str) -> None:
+    ti = context["ti"]
+    rows = rows_affected(context) if status == "success" else None
+    error = None if status == "success" else error_text(context.get("exception"))
+    _safely(f"{status} row", execution_log.record_end, load_settings(), attempt_of(context),
+            status, started_at=getattr(ti, "start_date", None), ended_at=datetime.now(UTC),
+            rows_affected=rows, error_text=error)
+
+
+def _safely(what: str, func: Any, *args: Any, **kwargs: Any) -> None:
+    try:
+        func(*args, **kwargs)
+    except Exception as exc:
+        log.error("pipeline callback could not write the %s: %s", what, exc, exc_info=True)

@@ -1,0 +1,133 @@
+"""`ecom airflow up|down|status` and `ecom pipeline run`.
+
+`ecom/cli.py` loads this module from the dags folder (the repository's `airflow/` is not a
+package). Importing it stays cheap: Airflow and Cosmos are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date, timedelta
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ecom.config import load_settings
+from ecom.errors import UserError
+
+if TYPE_CHECKING:
+    from ecom_pipeline.runner import PipelineRun
+
+console = Console()
+
+airflow_app = typer.Typer(help="Local Airflow (standalone) against the embedded stack.",
+                          no_args_is_help=True)
+pipeline_app = typer.Typer(help="Run the daily pipeline DAG (ecommerce_analytics_pipeline).",
+                           no_args_is_help=True)
+
+
+@airflow_app.command("up")
+def airflow_up() -> None:
+    """Start Airflow standalone in the background (UI, scheduler, DAG processor)."""
+    from ecom_pipeline import standalone
+    from ecom_pipeline.airflow_home import password_file
+
+    settings = load_settings()
+    console.print(f"starting Airflow standalone on port {settings.airflow_port} ...")
+    state = standalone.up(settings)
+    console.print(f"Airflow UI:      {state.url}  (DAG: {standalone.dag_url(settings)})")
+    if state.username:
+        console.print(f"login:           {state.username} / {state.password}")
+    console.print(f"password file:   {password_file(settings)}")
+    console.print(f"AIRFLOW_HOME:    {state.home}")
+    console.print(f"log:             {state.log_file}")
+    console.print("The DAG starts paused: unpause it in the UI to schedule it daily at 02:00 UTC, "
+                  "or run one day with `ecom pipeline run --date YYYY-MM-DD`.")
+
+
+@airflow_app.command("down")
+def airflow_down() -> None:
+    """Stop the Airflow standalone started by `ecom airflow up`."""
+    from ecom_pipeline import standalone
+
+    stopped = standalone.down(load_settings())
+    console.print("stopped Airflow" if stopped else "Airflow was not running")
+
+
+@airflow_app.command("status")
+def airflow_status() -> None:
+    """Show whether Airflow standalone runs, its URL and login."""
+    from ecom_pipeline import standalone
+
+    state = standalone.status(load_settings())
+    console.print(f"Airflow: {f'running (pid {state.pid})' if state.running else 'stopped'}")
+    console.print(f"UI: {state.url}   AIRFLOW_HOME: {state.home}")
+    if state.username:
+        console.print(f"login: {state.username} / {state.password}")
+
+
+def parse_day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UserError(f"{value!r} is not a date: use YYYY-MM-DD, e.g. 2024-03-05.") from None
+
+
+def days_between(first: date, last: date) -> list[date]:
+    if last < first:
+        raise UserError(f"--to {last} is before --date {first}: give an increasing range.")
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+@pipeline_app.command("run")
+def pipeline_run(
+    day: str = typer.Option(..., "--date", help="Logical day to process (YYYY-MM-DD, UTC)."),
+    to: str | None = typer.Option(None, "--to", help="Also run every day up to this one."),
+) -> None:
+    """Run the DAG once per day with `airflow dags test`; print each task's result."""
+    from ecom_pipeline.runner import run_day
+
+    settings = load_settings()
+    first = parse_day(day)
+    days = days_between(first, parse_day(to)) if to else [first]
+    failed = []
+    for current in days:
+        console.rule(f"ecommerce_analytics_pipeline  {current}")
+        started: dict[str, float] = {}
+
+        def progress(kind: str, task_id: str, started: dict[str, float] = started) -> None:
+            if kind == "start":
+                started[task_id] = time.monotonic()
+                console.print(f"  > {task_id}")
+            else:
+                took = time.monotonic() - started.get(task_id, time.monotonic())
+                console.print(f"  < {task_id}  ({took:.1f} s)")
+
+        run = run_day(settings, current, on_progress=progress)
+        print_run(run)
+        if not run.succeeded:
+            failed.append(current)
+    if failed:
+        raise UserError(
+            f"The pipeline failed for {', '.join(map(str, failed))}: see the errors above, "
+            "ops.pipeline_execution_logs and the run log."
+        )
+
+
+def print_run(run: PipelineRun) -> None:
+    table = Table(title=f"run {run.run_id}: {run.state} in {run.elapsed_s:.0f} s")
+    for column in ("task", "state", "try", "seconds", "rows", "error"):
+        table.add_column(column, overflow="fold")
+    for t in run.tasks:
+        colour = {"success": "green", "failed": "red", "upstream_failed": "yellow"}.get(
+            t.state, "white")
+        error = (t.error_text or "").splitlines()[0][:160] if t.error_text else ""
+        table.add_row(
+            t.task_id, f"[{colour}]{t.state}[/]", str(t.try_number or ""),
+            f"{t.duration_s:.1f}" if t.duration_s is not None else "",
+            str(t.rows_affected) if t.rows_affected is not None else "", error,
+        )
+    console.print(table)
+    console.print(f"full log: {run.log_file}")

@@ -1,0 +1,106 @@
+"""Rows of `ops.pipeline_execution_logs`: one per task attempt (start, end, status, rows, error).
+
+An attempt's row is inserted when the task starts (status `running`) and completed when
+it ends (`success`, `failed` or `up_for_retry`). Written as the `loader` role.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from ecom.config import Settings
+from ecom.db import connection
+
+MAX_ERROR_CHARS = 4000
+
+
+@dataclass(frozen=True)
+class TaskAttempt:
+    """Which task attempt a log row describes."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    try_number: int
+    logical_date: date | None
+
+
+@dataclass(frozen=True)
+class ExecutionLogRow:
+    task_id: str
+    try_number: int | None
+    status: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_s: float | None
+    rows_affected: int | None
+    error_text: str | None
+
+
+def clip_error(text: str | None) -> str | None:
+    """Error text short enough for a log row, keeping its start and its end."""
+    if not text:
+        return None
+    if len(text) <= MAX_ERROR_CHARS:
+        return text
+    half = MAX_ERROR_CHARS // 2
+    return f"{text[:half]}\n...[{len(text) - MAX_ERROR_CHARS} chars cut]...\n{text[-half:]}"
+
+
+def record_start(settings: Settings, attempt: TaskAttempt, started_at: datetime) -> None:
+    with connection(settings, "loader") as conn, conn.cursor() as cur:
+        cur.execute(
+            """insert into ops.pipeline_execution_logs
+                   (dag_id, run_id, task_id, try_number, logical_date, status, started_at)
+               values (%s, %s, %s, %s, %s, 'running', %s)""",
+            (attempt.dag_id, attempt.run_id, attempt.task_id, attempt.try_number,
+             attempt.logical_date, started_at),
+        )
+
+
+def record_end(settings: Settings, attempt: TaskAttempt, status: str, *,
+               started_at: datetime | None, ended_at: datetime,
+               rows_affected: int | None = None, error_text: str | None = None) -> None:
+    """Complete the attempt's `running` row, or insert a complete one if there is none."""
+    error = clip_error(error_text)
+    key = (attempt.dag_id, attempt.run_id, attempt.task_id, attempt.try_number)
+    with connection(settings, "loader") as conn, conn.cursor() as cur:
+        cur.execute(
+            """update ops.pipeline_execution_logs
+                  set status = %s, ended_at = %s,
+                      started_at = coalesce(started_at, %s),
+                      duration_s = extract(epoch from %s - coalesce(started_at, %s)),
+                      rows_affected = %s, error_text = %s
+                where log_id = (select max(log_id) from ops.pipeline_execution_logs
+                                 where dag_id = %s and run_id = %s and task_id = %s
+                                   and try_number = %s and status = 'running')""",
+            (status, ended_at, started_at, ended_at, started_at, rows_affected, error, *key),
+        )
+        if cur.rowcount:
+            return
+        duration = (ended_at - started_at).total_seconds() if started_at else None
+        cur.execute(
+            """insert into ops.pipeline_execution_logs
+                   (dag_id, run_id, task_id, try_number, logical_date, status, started_at,
+                    ended_at, duration_s, rows_affected, error_text)
+               values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+            (*key, attempt.logical_date, status, started_at, ended_at, duration,
+             rows_affected, error),
+        )
+
+
+def rows_for_run(settings: Settings, dag_id: str, run_id: str) -> list[ExecutionLogRow]:
+    """The latest row of each task of a run, in start order."""
+    with connection(settings, "loader") as conn, conn.cursor() as cur:
+        cur.execute(
+            """select distinct on (task_id) task_id, try_number, status, started_at, ended_at,
+                      duration_s, rows_affected, error_text
+                 from ops.pipeline_execution_logs
+                where dag_id = %s and run_id = %s
+                order by task_id, log_id desc""",
+            (dag_id, run_id),
+        )
+        rows = [ExecutionLogRow(*r) for r in cur.fetchall()]
+    return sorted(rows, key=lambda r: (r.started_at or r.ended_at or datetime.max.replace(
+        tzinfo=UTC)))

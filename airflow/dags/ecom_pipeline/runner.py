@@ -1,0 +1,124 @@
+"""`ecom pipeline run`: one DAG run for a logical day with `airflow dags test`, then the
+per-task results (Airflow's task states joined with `ops.pipeline_execution_logs`)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from ecom.config import Settings
+from ecom.errors import UserError
+from ecom_pipeline import DAG_ID
+from ecom_pipeline.airflow_home import AIRFLOW_BIN, airflow_env, home_dir, prepare, run_airflow
+from ecom_pipeline.execution_log import ExecutionLogRow, rows_for_run
+from ecom_pipeline.manifest import ensure_manifest
+
+START_RE = re.compile(r"\[DAG TEST\] starting task_id=(\S+)")
+END_RE = re.compile(r"\[DAG TEST\] end task task_id=(\S+)")
+FINISHED_RE = re.compile(r"DagRun Finished: .*?run_id=([^,]+),.*?state=(\w+)")
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    task_id: str
+    state: str
+    try_number: int | None = None
+    duration_s: float | None = None
+    rows_affected: int | None = None
+    error_text: str | None = None
+
+
+@dataclass
+class PipelineRun:
+    day: date
+    state: str
+    run_id: str | None
+    elapsed_s: float
+    log_file: Path
+    tasks: list[TaskResult] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state == "success"
+
+
+def parse_progress(line: str) -> tuple[str, str] | None:
+    """('start'|'end', task_id) for the progress lines of `airflow dags test`."""
+    if match := START_RE.search(line):
+        return "start", match.group(1)
+    if match := END_RE.search(line):
+        return "end", match.group(1)
+    return None
+
+
+def parse_finished(output: str) -> tuple[str, str] | None:
+    """(run_id, state) from the `DagRun Finished` line."""
+    found = FINISHED_RE.findall(output)
+    return found[-1] if found else None
+
+
+def merge_results(states: list[dict[str, str]], logs: list[ExecutionLogRow]) -> list[TaskResult]:
+    """Airflow's state per task (every task, also those that never ran), enriched with
+    the latest execution-log row of each task; ordered by start, never-run tasks last."""
+    by_task = {row.task_id: row for row in logs}
+    results = []
+    for ti in states:
+        row = by_task.get(ti["task_id"])
+        results.append(TaskResult(
+            task_id=ti["task_id"], state=ti.get("state") or "none",
+            try_number=row.try_number if row else None,
+            duration_s=row.duration_s if row else None,
+            rows_affected=row.rows_affected if row else None,
+            error_text=row.error_text if row else None,
+        ))
+    order = {row.task_id: i for i, row in enumerate(logs)}
+    return sorted(results, key=lambda r: (order.get(r.task_id, len(order)), r.task_id))
+
+
+def task_states(settings: Settings, run_id: str) -> list[dict[str, str]]:
+    proc = run_airflow(settings, "tasks", "states-for-dag-run", DAG_ID, run_id, "-o", "json")
+    start = proc.stdout.find("[")
+    return json.loads(proc.stdout[start:]) if start >= 0 else []
+
+
+def run_day(settings: Settings, day: date,
+            on_progress: Callable[[str, str], None] | None = None) -> PipelineRun:
+    """Run the DAG once for `day` (blocking) and collect per-task results."""
+    ensure_manifest(settings)
+    prepare(settings)
+    logs_dir = home_dir(settings) / "logs" / "pipeline-runs"
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    log_file = logs_dir / f"{day.isoformat()}_{stamp}.log"
+    started = time.monotonic()
+    output: list[str] = []
+    with open(log_file, "w") as log:
+        proc = subprocess.Popen(
+            [str(AIRFLOW_BIN), "dags", "test", DAG_ID, day.isoformat()],
+            env=airflow_env(settings), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, text=True, bufsize=1, cwd=home_dir(settings),
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            if "DagRun Finished" in line or "[DAG TEST]" in line:
+                output.append(line)
+            if on_progress and (event := parse_progress(line)):
+                on_progress(*event)
+        proc.wait()
+    elapsed = time.monotonic() - started
+    finished = parse_finished("".join(output))
+    if finished is None:
+        raise UserError(
+            f"`airflow dags test {DAG_ID} {day}` ended (exit {proc.returncode}) without "
+            f"finishing a DAG run; see {log_file}."
+        )
+    run_id, state = finished
+    tasks = merge_results(task_states(settings, run_id), rows_for_run(settings, DAG_ID, run_id))
+    return PipelineRun(day, state, run_id, elapsed, log_file, tasks)
