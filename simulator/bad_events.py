@@ -68,7 +68,7 @@ def corrupt(cls: BadClass, rng: random.Random, event: dict, product: Product,
         return text.replace('"event_id":', "event_id:", 1).encode()  # unquoted key
     if cls is BadClass.MISSING_FIELD:
         candidates = ["user_id", "session_id", "page_url", "user_agent", "ip_address"]
-        if "product_id" in event:
+        if event["event_type"] != "page_view":  # product fields are optional on page views
             candidates += ["product_id", "category"]
         del event[candidates[int(rng.random() * len(candidates))]]
     elif cls is BadClass.UNKNOWN_EVENT_TYPE:
