@@ -1,0 +1,108 @@
+{% macro source_changed_dates(source_model) %}
+{#- The UTC event dates an incremental run of the current model must rebuild
+    from `source_model` (the staged raw events), as ISO strings:
+      1. every day of the lookback window (the newest `lookback_days` days
+         before the newest event) whose event count differs between the
+         source and this model: late events, and rows whose ingestion
+         committed out of order;
+      2. every day, however old, with an event ingested after the newest
+         `ingested_at` this model already holds.
+    Days without changes are not touched, so the run's cost follows the new
+    data, not the history. -#}
+    {%- if not execute -%}
+        {{ return([]) }}
+    {%- endif -%}
+    {%- set query -%}
+        with
+
+        bounds as (
+            select
+                (
+                    (max(event_timestamp) at time zone 'UTC')::date
+                    - {{ lookback_days() }}
+                ) as lookback_start,
+                (
+                    select coalesce(max(ingested_at), '-infinity')
+                    from {{ this }}
+                ) as ingested_watermark
+            from {{ source_model }}
+        ),
+
+        source_days as (
+            select event_date, count(*) as events
+            from {{ source_model }}
+            where event_timestamp >= (
+                select (lookback_start::timestamp at time zone 'UTC')
+                from bounds
+            )
+            group by event_date
+        ),
+
+        target_days as (
+            select event_date, count(*) as events
+            from {{ this }}
+            where event_date >= (select lookback_start from bounds)
+            group by event_date
+        ),
+
+        late_days as (
+            select distinct event_date
+            from {{ source_model }}
+            where ingested_at > (select ingested_watermark from bounds)
+        )
+
+        select coalesce(s.event_date, t.event_date)::text as event_date
+        from source_days as s
+        full outer join target_days as t on s.event_date = t.event_date
+        where s.events is distinct from t.events
+        union
+        select event_date::text from late_days
+        order by 1
+    {%- endset -%}
+    {%- set dates = run_query(query).columns[0].values() | list -%}
+    {% do log(this.identifier ~ ": rebuilding " ~ (dates | length)
+        ~ " changed event date(s) " ~ (dates | join(', ')), info=true) %}
+    {{ return(dates) }}
+{% endmacro %}
+
+
+{% macro upstream_changes(
+    upstream, upstream_ts='sessionized_at', own_ts='updated_at',
+    date_column='event_date'
+) %}
+{#- What `upstream` (re)wrote since the current model last wrote: returns
+    {'watermark': max(own_ts) of this model as text (or none when empty),
+     'dates': the distinct `date_column` values of upstream rows with
+              upstream_ts > watermark}.
+    Both timestamps come from the same database clock (now() of the writing
+    transaction), and a model always runs after its upstream committed. -#}
+    {%- if not execute -%}
+        {{ return({'watermark': none, 'dates': []}) }}
+    {%- endif -%}
+    {%- set wm_query -%}
+        select max({{ own_ts }})::text from {{ this }}
+    {%- endset -%}
+    {%- set watermark = run_query(wm_query).columns[0].values()[0] -%}
+    {%- set dates_query -%}
+        select distinct {{ date_column }}::text
+        from {{ upstream }}
+        {% if watermark is not none -%}
+        where {{ upstream_ts }} > '{{ watermark }}'::timestamptz
+        {%- endif %}
+        order by 1
+    {%- endset -%}
+    {%- set dates = run_query(dates_query).columns[0].values() | list -%}
+    {% do log(this.identifier ~ ": rebuilding " ~ (dates | length)
+        ~ " changed date(s) " ~ (dates | join(', ')), info=true) %}
+    {{ return({'watermark': watermark, 'dates': dates}) }}
+{% endmacro %}
+
+
+{% macro changed_since(column, watermark) %}
+{#- SQL predicate `column > watermark`; true when there is no watermark. -#}
+    {%- if watermark is none -%}
+        true
+    {%- else -%}
+        {{ column }} > '{{ watermark }}'::timestamptz
+    {%- endif -%}
+{% endmacro %}

@@ -1,0 +1,49 @@
+{% macro date_ranges(dates, pad_days=0) %}
+{#- ISO dates -> sorted list of [start, end) ranges (ISO strings), each date
+    widened by pad_days on both sides and overlapping ranges merged. -#}
+    {%- set one_day = modules.datetime.timedelta(days=1) -%}
+    {%- set pad = modules.datetime.timedelta(days=pad_days) -%}
+    {%- set ranges = [] -%}
+    {%- for text in dates | map('string') | unique | sort -%}
+        {%- set day = modules.datetime.date.fromisoformat(text[:10]) -%}
+        {%- set start = day - pad -%}
+        {%- set end = day + one_day + pad -%}
+        {%- if ranges and start <= ranges[-1][1] -%}
+            {%- do ranges[-1].__setitem__(1, end) -%}
+        {%- else -%}
+            {%- do ranges.append([start, end]) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{- return(ranges | map('map', 'isoformat') | map('list') | list) -}}
+{% endmacro %}
+
+
+{% macro time_in_dates(column, dates, pad_days=0) %}
+{#- SQL predicate: timestamptz `column` falls on one of the UTC `dates`
+    (+/- pad_days), as index-friendly range comparisons; `false` when empty. -#}
+    {%- set ranges = date_ranges(dates, pad_days) -%}
+    {%- if ranges | length == 0 -%}
+        false
+    {%- else -%}
+        ({% for r in ranges -%}
+            ({{ column }} >= '{{ r[0] }} 00:00:00+00'::timestamptz
+            and {{ column }} < '{{ r[1] }} 00:00:00+00'::timestamptz)
+            {%- if not loop.last %} or {% endif -%}
+        {%- endfor %})
+    {%- endif -%}
+{% endmacro %}
+
+
+{% macro date_in(column, dates, pad_days=0) %}
+{#- SQL predicate: date `column` is one of `dates` (+/- pad_days). -#}
+    {%- set ranges = date_ranges(dates, pad_days) -%}
+    {%- if ranges | length == 0 -%}
+        false
+    {%- else -%}
+        ({% for r in ranges -%}
+            ({{ column }} >= '{{ r[0] }}'::date
+            and {{ column }} < '{{ r[1] }}'::date)
+            {%- if not loop.last %} or {% endif -%}
+        {%- endfor %})
+    {%- endif -%}
+{% endmacro %}
