@@ -253,11 +253,18 @@ def kafka_destination(settings: Settings, client: str | None, topic: str | None,
     """The Kafka sink for these settings, after checking the broker answers and the topic exists
     (producing to a missing topic would auto-create it with the wrong partition count)."""
     from ecom.kafka_admin import admin_client, topic_partitions
+    from ecom.stack.ports import port_answers
 
     client = client or settings.kafka_client
     topic = topic or settings.topic_events
     if client not in KAFKA_CLIENTS:
         raise UserError(f"Unknown Kafka client {client!r}; use one of {', '.join(KAFKA_CLIENTS)}.")
+    servers = settings.kafka_bootstrap_servers
+    if not any(port_answers(host or "127.0.0.1", int(port))
+               for host, _, port in (s.strip().rpartition(":") for s in servers.split(","))):
+        raise UserError(
+            f"Cannot reach Kafka at {servers} (nothing listens there). Start the embedded broker "
+            "with `ecom stack up`, or set ECOM_KAFKA_BOOTSTRAP_SERVERS to a running cluster.")
     admin = admin_client(settings)
     try:
         partitions = topic_partitions(admin, [topic]).get(topic)
