@@ -1,0 +1,65 @@
+-- Event counts agree day by day between processed_events and
+-- daily_aggregations (every event is in exactly one row of its date), and in
+-- total with user_sessions. One row per date (or 'total') that disagrees.
+
+with
+
+processed as (
+
+    select
+        event_date,
+        count(*) as events
+    from {{ ref('processed_events') }}
+    group by event_date
+
+),
+
+daily as (
+
+    select
+        date as event_date,
+        sum(total_events) as events
+    from {{ ref('daily_aggregations') }}
+    group by date
+
+),
+
+by_date as (
+
+    select
+        coalesce(processed.event_date, daily.event_date)::text as checked,
+        coalesce(processed.events, 0) as processed_events,
+        coalesce(daily.events, 0) as aggregated_events
+
+    from processed
+    full outer join daily
+        on processed.event_date = daily.event_date
+
+),
+
+totals as (
+
+    select
+        'total' as checked,
+        (select coalesce(sum(processed_events), 0) from by_date)
+        as processed_events,
+        (
+            select coalesce(sum(events), 0)
+            from {{ ref('user_sessions') }}
+        ) as aggregated_events
+
+),
+
+final as (
+
+    select * from by_date
+    where processed_events <> aggregated_events
+
+    union all
+
+    select * from totals
+    where processed_events <> aggregated_events
+
+)
+
+select * from final
