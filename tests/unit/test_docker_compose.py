@@ -334,7 +334,11 @@ def test_app_image_pins_the_versions_the_project_installs(compose: dict[str, Any
     assert pinned, "the app image is built on the official Airflow image"
     assert pinned[1] == version("apache-airflow")
     assert pinned[2] == "3.11"
-    assert re.search(r"^RUN pip install .*-e /opt/ecom$", dockerfile, re.M)
+    install = re.search(r"^RUN pip install .*-e /opt/ecom(?: .*)?$", dockerfile, re.M)
+    assert install, "the project is installed editable where the repository is mounted"
+    auth = compose["x-airflow-env"]["AIRFLOW__CORE__AUTH_MANAGER"]
+    if ".providers.fab." in auth:
+        assert "apache-airflow-providers-fab" in install[0]
 
 
 # ---- Spark ---------------------------------------------------------------------------------------
