@@ -149,7 +149,6 @@ def container_settings(shared_env: dict[str, str], monkeypatch: pytest.MonkeyPat
     return Settings.from_env(env)
 
 
-
 # ---- the pure helpers themselves --------------------------------------------------------------
 def test_resolve_follows_compose_interpolation_rules() -> None:
     env = {"SET": "v", "EMPTY": ""}
