@@ -2,13 +2,13 @@
 
 - AIRFLOW_HOME is `<data dir>/airflow` (airflow.cfg, logs, the generated admin password).
 - The dags folder is this repository's `airflow/dags`.
-- Metadata DB: a database `airflow` in the embedded PostgreSQL (the scheduler, API server,
-  DAG processor and triggerer write concurrently, which SQLite handles poorly); with an
-  external warehouse (`ECOM_PG_MODE=external`) a SQLite file in AIRFLOW_HOME, because we may
-  not be allowed to create databases there.
+- Metadata DB: SQLite in AIRFLOW_HOME (`airflow.db`), as `airflow standalone` does by
+  default. Airflow 3 also opens an async engine on its metadata DB, and for PostgreSQL that
+  needs an async driver (asyncpg) this project does not otherwise need; SQLite's is already
+  installed (aiosqlite). Local use only: a production Airflow keeps its own PostgreSQL.
 - Every Airflow process gets the project's `ECOM_*` settings in its environment, so tasks,
   dbt (profiles.yml reads `env_var('ECOM_...')`) and Spark see the same configuration.
-  Secrets travel in the environment only; nothing with a password is written to disk here.
+  Warehouse passwords travel in the environment only, never into AIRFLOW_HOME.
 """
 
 from __future__ import annotations
@@ -16,18 +16,13 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
-from dataclasses import replace
 from importlib.metadata import version
 from pathlib import Path
-from urllib.parse import quote
 
 from ecom.config import Settings
-from ecom.db import connection
 from ecom.errors import UserError
-from ecom.stack import postgres
 from ecom_pipeline import DAGS_FOLDER
 
-METADATA_DB = "airflow"
 AIRFLOW_BIN = Path(sys.executable).with_name("airflow")
 
 
@@ -41,13 +36,8 @@ def password_file(settings: Settings) -> Path:
 
 
 def metadata_conn(settings: Settings) -> str:
-    """SQLAlchemy URL of Airflow's metadata database (contains a password: env only)."""
-    if settings.pg_mode != "embedded":
-        return f"sqlite:///{home_dir(settings) / 'airflow.db'}"
-    auth = quote(settings.pg_admin_user, safe="")
-    if settings.pg_admin_password:
-        auth += ":" + quote(settings.pg_admin_password, safe="")
-    return f"postgresql+psycopg2://{auth}@{settings.pg_host}:{settings.pg_port}/{METADATA_DB}"
+    """SQLAlchemy URL of Airflow's metadata database."""
+    return f"sqlite:///{home_dir(settings) / 'airflow.db'}"
 
 
 def airflow_env(settings: Settings, port: int | None = None,
@@ -60,7 +50,6 @@ def airflow_env(settings: Settings, port: int | None = None,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "120",
         "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "180",
@@ -91,13 +80,12 @@ def run_airflow(settings: Settings, *args: str, timeout: float = 600,
 
 
 def prepare(settings: Settings) -> Path:
-    """Create AIRFLOW_HOME and the metadata database, and migrate it (skipped when current)."""
+    """Create AIRFLOW_HOME and migrate its metadata database (skipped when current)."""
     home = home_dir(settings)
     home.mkdir(parents=True, exist_ok=True)
     conn = metadata_conn(settings)
     stamp = home / ".db-migrated"
-    if settings.pg_mode == "embedded" and not _database_exists(settings, METADATA_DB):
-        postgres.ensure_database(replace(settings, pg_database=METADATA_DB))
+    if not (home / "airflow.db").is_file():
         stamp.unlink(missing_ok=True)
     fingerprint = hashlib.sha256(f"{version('apache-airflow')}|{conn}".encode()).hexdigest()
     if stamp.is_file() and stamp.read_text().strip() == fingerprint:
@@ -106,8 +94,3 @@ def prepare(settings: Settings) -> Path:
     stamp.write_text(fingerprint + "\n")
     return home
 
-
-def _database_exists(settings: Settings, name: str) -> bool:
-    with connection(settings, "admin", database="postgres") as conn, conn.cursor() as cur:
-        cur.execute("select 1 from pg_database where datname = %s", (name,))
-        return cur.fetchone() is not None

@@ -117,17 +117,23 @@ def pipeline_run(
 
 
 def print_run(run: PipelineRun) -> None:
+    from ecom_pipeline.runner import summarise
+
     table = Table(title=f"run {run.run_id}: {run.state} in {run.elapsed_s:.0f} s")
-    for column in ("task", "state", "try", "seconds", "rows", "error"):
-        table.add_column(column, overflow="fold")
-    for t in run.tasks:
+    table.add_column("task", overflow="fold", ratio=3)
+    table.add_column("state")
+    table.add_column("try", justify="right")
+    table.add_column("s", justify="right")
+    table.add_column("rows", justify="right")
+    table.add_column("error", overflow="fold", ratio=4)
+    for row in summarise(run.tasks):
         colour = {"success": "green", "failed": "red", "upstream_failed": "yellow"}.get(
-            t.state, "white")
-        error = (t.error_text or "").splitlines()[0][:160] if t.error_text else ""
+            row.state, "white")
+        error = row.error_text.strip().splitlines()[0][:300] if row.error_text else ""
         table.add_row(
-            t.task_id, f"[{colour}]{t.state}[/]", str(t.try_number or ""),
-            f"{t.duration_s:.1f}" if t.duration_s is not None else "",
-            str(t.rows_affected) if t.rows_affected is not None else "", error,
+            row.label, f"[{colour}]{row.state}[/]", str(row.tries or ""),
+            f"{row.duration_s:.1f}" if row.duration_s is not None else "",
+            str(row.rows_affected) if row.rows_affected is not None else "", error,
         )
     console.print(table)
     console.print(f"full log: {run.log_file}")

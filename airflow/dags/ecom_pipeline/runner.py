@@ -81,6 +81,60 @@ def merge_results(states: list[dict[str, str]], logs: list[ExecutionLogRow]) -> 
     return sorted(results, key=lambda r: (order.get(r.task_id, len(order)), r.task_id))
 
 
+@dataclass(frozen=True)
+class SummaryRow:
+    """One line of the printed result: a task, or a Cosmos group's tasks folded together."""
+
+    label: str
+    state: str
+    tries: int | None
+    duration_s: float | None
+    rows_affected: int | None
+    error_text: str | None
+
+
+STATE_SEVERITY = ("failed", "upstream_failed", "up_for_retry", "running", "none", "skipped",
+                  "success")
+
+
+def summarise(tasks: list[TaskResult]) -> list[SummaryRow]:
+    """Tasks in order; those inside a task group (`group.model.run`) folded into one row per
+    group, except failed ones, which stay listed so their error shows."""
+    rows: list[SummaryRow] = []
+    groups: dict[str, list[TaskResult]] = {}
+    for t in tasks:
+        group, dot, _ = t.task_id.partition(".")
+        if not dot:
+            rows.append(SummaryRow(t.task_id, t.state, t.try_number, t.duration_s,
+                                   t.rows_affected, t.error_text))
+            continue
+        if group not in groups:
+            groups[group] = []
+            rows.append(SummaryRow(group, "", None, None, None, None))  # placeholder
+        groups[group].append(t)
+    out: list[SummaryRow] = []
+    for row in rows:
+        members = groups.get(row.label) if row.state == "" else None
+        if members is None:
+            out.append(row)
+            continue
+        counts: dict[str, int] = {}
+        for m in members:
+            counts[m.state] = counts.get(m.state, 0) + 1
+        worst = min(counts, key=lambda st: STATE_SEVERITY.index(st)
+                    if st in STATE_SEVERITY else len(STATE_SEVERITY))
+        summary = ", ".join(f"{n} {st}" for st, n in sorted(counts.items()))
+        durations = [m.duration_s for m in members if m.duration_s is not None]
+        touched = [m.rows_affected for m in members if m.rows_affected is not None]
+        out.append(SummaryRow(f"{row.label} ({len(members)} dbt tasks: {summary})", worst,
+                              None, sum(durations) if durations else None,
+                              sum(touched) if touched else None, None))
+        out.extend(SummaryRow(f"  {m.task_id}", m.state, m.try_number, m.duration_s,
+                              m.rows_affected, m.error_text)
+                   for m in members if m.state == "failed")
+    return out
+
+
 def task_states(settings: Settings, run_id: str) -> list[dict[str, str]]:
     proc = run_airflow(settings, "tasks", "states-for-dag-run", DAG_ID, run_id, "-o", "json")
     start = proc.stdout.find("[")
