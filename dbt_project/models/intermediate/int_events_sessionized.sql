@@ -26,9 +26,9 @@ events as (
 
     select * from {{ ref('stg_ecommerce__events') }}
     {% if is_incremental() -%}
-        -- the changed days plus one day either side: a session crossing
-        -- midnight is always read whole
-        where {{ time_in_dates('event_timestamp', changed_dates, 1) }}
+    -- the changed days plus one day either side: a session crossing
+    -- midnight is always read whole
+    where {{ time_in_dates('event_timestamp', changed_dates, 1) }}
     {%- endif %}
 
 ),
@@ -79,8 +79,8 @@ scoped as (
     select sequenced.*
     from sequenced
     {% if is_incremental() -%}
-        inner join changed_sessions
-            on sequenced.session_id = changed_sessions.session_id
+    inner join changed_sessions
+        on sequenced.session_id = changed_sessions.session_id
     {%- endif %}
 
 ),
@@ -95,41 +95,40 @@ scoped_first_sessions as (
 
 ),
 
-{% if is_incremental() -%}
 stored_first_sessions as (
 
     -- the earliest session already stored per user (one index probe each)
     select
         scoped_first_sessions.user_id,
-        stored.first_session_started_at
-    from scoped_first_sessions
-    cross join lateral (
-        select min(this_model.session_started_at) as first_session_started_at
-        from {{ this }} as this_model
-        where this_model.user_id = scoped_first_sessions.user_id
-    ) as stored
-
-),
-
-{% endif -%}
-
-first_sessions as (
-
-    select
-        scoped_first_sessions.user_id,
         {% if is_incremental() -%}
-            least(
-                scoped_first_sessions.first_session_started_at,
-                stored_first_sessions.first_session_started_at
-            )
+        stored_sessions.min_session_started_at
         {%- else -%}
-            scoped_first_sessions.first_session_started_at
+            null::timestamptz
         {%- endif %} as first_session_started_at
     from scoped_first_sessions
     {% if is_incremental() -%}
-        inner join stored_first_sessions
-            on scoped_first_sessions.user_id = stored_first_sessions.user_id
+    cross join
+        lateral (
+            select min(this_model.session_started_at) as min_session_started_at
+            from {{ this }} as this_model
+            where this_model.user_id = scoped_first_sessions.user_id
+        ) as stored_sessions
     {%- endif %}
+
+),
+
+first_sessions as (
+
+    -- least() skips nulls: users new to this model keep their scoped start
+    select
+        scoped_first_sessions.user_id,
+        least(
+            scoped_first_sessions.first_session_started_at,
+            stored_first_sessions.first_session_started_at
+        ) as first_session_started_at
+    from scoped_first_sessions
+    inner join stored_first_sessions
+        on scoped_first_sessions.user_id = stored_first_sessions.user_id
 
 ),
 
@@ -182,39 +181,40 @@ newly_returning as (
 
     -- their stored sessions after the new first one now count as returning
     select
-        stored.event_id,
-        stored.user_id,
-        stored.session_id,
-        stored.event_type,
-        stored.event_timestamp,
-        stored.event_date,
-        stored.product_id,
-        stored.category,
-        stored.price,
-        stored.quantity,
-        stored.page_url,
-        stored.user_agent,
-        stored.ip_network,
-        stored.session_started_at,
-        stored.session_sequence_number,
+        stored_events.event_id,
+        stored_events.user_id,
+        stored_events.session_id,
+        stored_events.event_type,
+        stored_events.event_timestamp,
+        stored_events.event_date,
+        stored_events.product_id,
+        stored_events.category,
+        stored_events.price,
+        stored_events.quantity,
+        stored_events.page_url,
+        stored_events.user_agent,
+        stored_events.ip_network,
+        stored_events.session_started_at,
+        stored_events.session_sequence_number,
         true as is_returning_user,
-        stored.ingested_at,
+        stored_events.ingested_at,
         now() as sessionized_at
 
     from earlier_first_sessions
-    cross join lateral (
-        select this_model.*
-        from {{ this }} as this_model
-        where
-            this_model.user_id = earlier_first_sessions.user_id
-            and this_model.session_started_at
-            > earlier_first_sessions.first_session_started_at
-            and not this_model.is_returning_user
-    ) as stored
+    cross join
+        lateral (
+            select this_model.*
+            from {{ this }} as this_model
+            where
+                this_model.user_id = earlier_first_sessions.user_id
+                and this_model.session_started_at
+                > earlier_first_sessions.first_session_started_at
+                and not this_model.is_returning_user
+        ) as stored_events
     where not exists (
-        select 1
+        select changed_sessions.session_id
         from changed_sessions
-        where changed_sessions.session_id = stored.session_id
+        where changed_sessions.session_id = stored_events.session_id
     )
 
 ),
@@ -225,8 +225,8 @@ final as (
 
     select * from sessionized
     {% if is_incremental() -%}
-        union all
-        select * from newly_returning
+    union all
+    select * from newly_returning
     {%- endif %}
 
 )

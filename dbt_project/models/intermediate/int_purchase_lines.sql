@@ -12,7 +12,7 @@
 }}
 
 {%- if is_incremental() %}
-    {%- set changes = upstream_changes(ref('int_events_sessionized')) %}
+{%- set changes = upstream_changes(ref('int_events_sessionized')) %}
 {%- endif %}
 
 with
@@ -23,8 +23,8 @@ events as (
     where
         event_type = 'purchase'
         {% if is_incremental() -%}
-            and {{ date_in('event_date', changes.dates) }}
-            and {{ changed_since('sessionized_at', changes.watermark) }}
+        and {{ date_in('event_date', changes.dates) }}
+        and {{ changed_since('sessionized_at', changes.watermark) }}
         {%- endif %}
 
 ),

@@ -9,7 +9,7 @@
 }}
 
 {%- if is_incremental() %}
-    {%- set changes = upstream_changes(ref('int_events_sessionized')) %}
+{%- set changes = upstream_changes(ref('int_events_sessionized')) %}
 {%- endif %}
 
 with
@@ -18,9 +18,9 @@ events as (
 
     select * from {{ ref('int_events_sessionized') }}
     {% if is_incremental() -%}
-        where
-            {{ date_in('event_date', changes.dates) }}
-            and {{ changed_since('sessionized_at', changes.watermark) }}
+    where
+        {{ date_in('event_date', changes.dates) }}
+        and {{ changed_since('sessionized_at', changes.watermark) }}
     {%- endif %}
 
 ),

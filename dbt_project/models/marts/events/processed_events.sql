@@ -24,9 +24,9 @@ events as (
 
     select * from {{ ref('int_events_sessionized') }}
     {% if is_incremental() -%}
-        where
-            {{ date_in('event_date', changes.dates) }}
-            and {{ changed_since('sessionized_at', changes.watermark) }}
+    where
+        {{ date_in('event_date', changes.dates) }}
+        and {{ changed_since('sessionized_at', changes.watermark) }}
     {%- endif %}
 
 ),
@@ -47,7 +47,7 @@ enriched as (
         events.event_timestamp,
         events.event_date,
         (events.event_timestamp at time zone '{{ tz }}')::date
-        as event_local_date,
+            as event_local_date,
         extract(
             hour from events.event_timestamp at time zone '{{ tz }}'
         )::integer as event_local_hour,

@@ -13,7 +13,7 @@
 }}
 
 {%- if is_incremental() %}
-    {%- set changes = upstream_changes(ref('int_events_sessionized')) %}
+{%- set changes = upstream_changes(ref('int_events_sessionized')) %}
 {%- endif %}
 
 with
@@ -22,8 +22,8 @@ events as (
 
     select * from {{ ref('int_events_sessionized') }}
     {% if is_incremental() -%}
-        -- one day either side, so a session crossing midnight is read whole
-        where {{ date_in('event_date', changes.dates, 1) }}
+    -- one day either side, so a session crossing midnight is read whole
+    where {{ date_in('event_date', changes.dates, 1) }}
     {%- endif %}
 
 ),
@@ -57,9 +57,9 @@ sessions as (
         ) as revenue,
         bool_or(is_returning_user) as is_returning_user,
         (array_agg(user_agent order by session_sequence_number))[1]
-        as landing_user_agent,
+            as landing_user_agent,
         (array_agg(page_url order by session_sequence_number))[1]
-        as landing_page_url,
+            as landing_page_url,
         max(sessionized_at) as last_sessionized_at
 
     from events
@@ -67,15 +67,14 @@ sessions as (
 
 ),
 
-{% if is_incremental() -%}
 changed_sessions as (
 
     select * from sessions
+    {% if is_incremental() -%}
     where {{ changed_since('last_sessionized_at', changes.watermark) }}
+    {%- endif %}
 
 ),
-
-{% endif -%}
 
 final as (
 
@@ -83,7 +82,7 @@ final as (
         sessions.session_id,
         sessions.user_id,
         (sessions.session_started_at at time zone 'UTC')::date
-        as session_date,
+            as session_date,
         sessions.session_started_at,
         sessions.session_ended_at,
         extract(
@@ -118,11 +117,7 @@ final as (
         sessions.is_returning_user,
         now() as updated_at
 
-    {% if is_incremental() -%}
-        from changed_sessions as sessions
-    {%- else -%}
-        from sessions
-    {%- endif %}
+    from changed_sessions as sessions
     left join user_agents
         on md5(sessions.landing_user_agent) = user_agents.user_agent_hash
 

@@ -8,9 +8,9 @@
     )
 }}
 
-{#- Rebuilds whole days: every changed event date is deleted and re-inserted. -#}
+{#- Rebuilds whole days: each changed event date is deleted and re-inserted -#}
 {%- if is_incremental() %}
-    {%- set changes = upstream_changes(ref('int_events_sessionized')) %}
+{%- set changes = upstream_changes(ref('int_events_sessionized')) %}
 {%- endif %}
 
 with
@@ -21,7 +21,7 @@ events as (
     where
         product_id is not null
         {% if is_incremental() -%}
-            and {{ date_in('event_date', changes.dates) }}
+        and {{ date_in('event_date', changes.dates) }}
         {%- endif %}
 
 ),
@@ -32,7 +32,7 @@ product_days as (
         event_date,
         product_id,
         max(category) as category,
-        count(*) filter (where event_type = 'page_view') as views,
+        count(*) filter (where event_type = 'page_view') as page_views,
         count(*) filter (where event_type = 'add_to_cart') as cart_adds,
         coalesce(
             sum(quantity) filter (where event_type = 'add_to_cart'), 0
@@ -90,7 +90,7 @@ final as (
         product_days.event_date,
         product_days.product_id,
         product_days.category,
-        product_days.views,
+        product_days.page_views,
         product_days.cart_adds,
         product_days.units_added_to_cart,
         product_days.cart_removes,

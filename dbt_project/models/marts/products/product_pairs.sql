@@ -69,11 +69,11 @@ final as (
         orders_b.orders as orders_with_b,
         total_orders.orders as total_orders,
         round(pairs.orders_together::numeric / total_orders.orders, 6)
-        as support,
+            as support,
         round(pairs.orders_together::numeric / orders_a.orders, 4)
-        as confidence_a_to_b,
+            as confidence_a_to_b,
         round(pairs.orders_together::numeric / orders_b.orders, 4)
-        as confidence_b_to_a,
+            as confidence_b_to_a,
         round(
             pairs.orders_together::numeric * total_orders.orders
             / (orders_a.orders * orders_b.orders),

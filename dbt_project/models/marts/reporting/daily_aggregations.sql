@@ -8,9 +8,9 @@
     )
 }}
 
-{#- Rebuilds whole days: every changed event date is deleted and re-inserted. -#}
+{#- Rebuilds whole days: each changed event date is deleted and re-inserted -#}
 {%- if is_incremental() %}
-    {%- set changes = upstream_changes(ref('int_events_sessionized')) %}
+{%- set changes = upstream_changes(ref('int_events_sessionized')) %}
 {%- endif %}
 
 with
@@ -32,7 +32,7 @@ events as (
 
     from {{ ref('int_events_sessionized') }}
     {% if is_incremental() -%}
-        where {{ date_in('event_date', changes.dates) }}
+    where {{ date_in('event_date', changes.dates) }}
     {%- endif %}
 
 ),
@@ -41,7 +41,7 @@ grain_totals as (
 
     select
         md5(event_date::text || '|' || category || '|' || event_type)::uuid
-        as id,
+            as id,
         event_date,
         category,
         event_type,
@@ -148,7 +148,9 @@ ranked_products as (
         row_number() over (
             partition by event_date, category, event_type
             order by
-                case when event_type = 'purchase' then revenue end desc nulls last,
+                case
+                    when event_type = 'purchase' then revenue
+                end desc nulls last,
                 events desc,
                 product_id asc
         ) as product_rank
@@ -214,7 +216,7 @@ final as (
         )::numeric(10, 2) as avg_order_value,
         coalesce(top_products.top_products, '[]'::jsonb) as top_products,
         {% if is_incremental() -%}
-            coalesce(existing.created_at, now())
+        coalesce(existing.created_at, now())
         {%- else -%}
             now()
         {%- endif %} as created_at,
@@ -236,8 +238,8 @@ final as (
             and grain_totals.category = top_products.category
             and grain_totals.event_type = top_products.event_type
     {% if is_incremental() -%}
-        left join existing
-            on grain_totals.id = existing.id
+    left join existing
+        on grain_totals.id = existing.id
     {%- endif %}
 
 )
