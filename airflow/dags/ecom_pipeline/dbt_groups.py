@@ -7,14 +7,15 @@
   otherwise use dbtRunner in-process and ignore `dbt_executable_path`).
 - Tests run after each model (`TestBehavior.AFTER_EACH`); a test with several parents (e.g.
   a reconciliation between two marts) runs once, after all of them.
-- Every dbt command gets `--vars` with the run's logical day (`run_date`), and the
-  `ECOM_*` settings are put into its environment when the task runs (never serialised).
+- The `ECOM_*` settings are put into dbt's environment when the task runs (never into the
+  serialised DAG).
+- No day is passed to dbt: its incremental models find the event dates whose raw data
+  changed (late events included) and rebuild exactly those, so any run, rerun or
+  backfill converges to the same marts.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,15 +31,11 @@ from cosmos import (
 from cosmos.constants import InvocationMode, LoadMode, TestBehavior
 
 from ecom.config import Settings, load_settings
-from ecom_pipeline.callbacks import ROWS_XCOM_KEY
+from ecom_pipeline.dbt_results import push_rows_affected
 from ecom_pipeline.manifest import DBT_BIN, manifest_path
-
-log = logging.getLogger(__name__)
 
 STAGING_SELECT = ("tag:staging", "tag:intermediate")
 MARTS_SELECT = ("tag:marts",)
-# dbt var carrying the logical day; the models use it to bound incremental work
-RUN_DATE_VAR = "run_date"
 
 
 def project_name(project_dir: Path) -> str:
@@ -62,36 +59,11 @@ def inject_settings_env(_context: Mapping[str, Any], operator: Any) -> None:
     operator.env = {**(operator.env or {}), **load_settings().as_env()}
 
 
-def rows_from_run_results(results: Mapping[str, Any]) -> int | None:
-    """Rows a dbt command touched, from run_results.json: the adapter's row counts for
-    models (a view reports none), the failing rows for tests."""
-    total, seen = 0, False
-    for result in results.get("results", []):
-        if result.get("unique_id", "").startswith("test."):
-            failures = result.get("failures")
-            if isinstance(failures, int):
-                total, seen = total + failures, True
-            continue
-        rows = (result.get("adapter_response") or {}).get("rows_affected")
-        if isinstance(rows, int) and rows >= 0:
-            total, seen = total + rows, True
-    return total if seen else None
-
-
-def push_rows_affected(project_dir: str, context: Mapping[str, Any] | None = None,
-                       **_: Any) -> None:
-    """Cosmos callback after each dbt command: XCom `rows_affected` for the log row."""
-    path = Path(project_dir) / "target" / "run_results.json"
-    if context is None or not path.is_file():
-        return
-    rows = rows_from_run_results(json.loads(path.read_text()))
-    if rows is not None:
-        context["ti"].xcom_push(key=ROWS_XCOM_KEY, value=rows)
-
-
-def dbt_group(group_id: str, select: tuple[str, ...], settings: Settings) -> DbtTaskGroup:
+def dbt_group(group_id: str, select: tuple[str, ...], settings: Settings,
+              load_method: LoadMode = LoadMode.DBT_MANIFEST) -> DbtTaskGroup:
     """One Cosmos task group over the models matching `select` (created inside the DAG's
-    context, so its tasks inherit the DAG's default_args: retries, timeouts, callbacks)."""
+    context, so its tasks inherit the DAG's default_args: retries, timeouts, callbacks).
+    `load_method` is only changed by bench/dag_parse.py, to compare with `dbt ls`."""
     project_dir = settings.dbt_project_dir
     manifest = manifest_path(project_dir)
     if not manifest.is_file():
@@ -113,14 +85,15 @@ def dbt_group(group_id: str, select: tuple[str, ...], settings: Settings) -> Dbt
             invocation_mode=InvocationMode.SUBPROCESS,
         ),
         render_config=RenderConfig(
-            load_method=LoadMode.DBT_MANIFEST,
+            load_method=load_method,
+            dbt_executable_path=str(DBT_BIN),
+            invocation_mode=InvocationMode.SUBPROCESS,
             select=list(select),
             test_behavior=TestBehavior.AFTER_EACH,
             should_detach_multiple_parents_tests=True,
             emit_datasets=False,
         ),
         operator_args={
-            "vars": {RUN_DATE_VAR: "{{ ds }}"},
             "install_deps": False,
             "interceptors": [inject_settings_env],
             "callback": push_rows_affected,
