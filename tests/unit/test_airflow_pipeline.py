@@ -1,0 +1,189 @@
+"""Pure logic of the pipeline DAG's helpers (airflow/dags/ecom_pipeline), no Airflow import."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from types import SimpleNamespace
+
+import pytest
+
+from ecom.config import REPO_ROOT
+from ecom.errors import UserError
+
+sys.path.append(str(REPO_ROOT / "airflow" / "dags"))
+
+from ecom_pipeline import alerts, cli, days, manifest, publish, runner
+from ecom_pipeline.dbt_results import rows_from_run_results
+from ecom_pipeline.execution_log import (
+    MAX_ERROR_CHARS,
+    ExecutionLogRow,
+    TaskAttempt,
+    clip_error,
+)
+
+ATTEMPT = TaskAttempt("ecommerce_analytics_pipeline", "manual__x", "gate_raw", 1,
+                      date(2024, 3, 5))
+
+
+def test_logical_day_is_the_utc_day_of_the_logical_date() -> None:
+    # the scheduled 02:00 run on D+1 has logical date D 02:00 (cron data interval)
+    assert days.logical_day({"logical_date": datetime(2024, 3, 5, 2, tzinfo=UTC)}) == date(
+        2024, 3, 5)
+    # `airflow dags test <dag> 2024-03-05`: logical date midnight
+    assert days.logical_day({"logical_date": datetime(2024, 3, 5, tzinfo=UTC)}) == date(
+        2024, 3, 5)
+
+
+def test_logical_day_falls_back_to_interval_then_run_after() -> None:
+    ctx = {"logical_date": None, "data_interval_start": datetime(2024, 3, 6, 2, tzinfo=UTC)}
+    assert days.logical_day(ctx) == date(2024, 3, 6)
+    ctx = {"logical_date": None, "dag_run": SimpleNamespace(
+        run_after=datetime(2024, 3, 7, 23, 59, tzinfo=UTC))}
+    assert days.logical_day(ctx) == date(2024, 3, 7)
+    with pytest.raises(ValueError):
+        days.logical_day({})
+
+
+def test_day_bounds_are_half_open_utc_days() -> None:
+    start, end = days.day_bounds(date(2024, 2, 28))
+    assert start == datetime(2024, 2, 28, tzinfo=UTC)
+    assert end == datetime(2024, 2, 29, tzinfo=UTC)
+
+
+def test_gate_alert_carries_the_failed_expectations() -> None:
+    failed = [{"expectation": "expect_column_values_to_be_in_set", "column": "event_type"}]
+    alert = alerts.task_failure_alert(ATTEMPT, "GateFailed: raw", layer="raw",
+                                      failed_expectations=failed,
+                                      now=datetime(2024, 3, 6, tzinfo=UTC))
+    assert alert["alert_type"] == "quality_gate_failed"
+    assert alert["layer"] == "raw"
+    assert alert["failed_expectations"] == failed
+    assert alert["failed_count"] == 1
+    assert alert["logical_date"] == "2024-03-05"
+    assert alert["alerted_at"] == "2024-03-06T00:00:00+00:00"
+    assert alerts.alert_key(ATTEMPT) == "ecommerce_analytics_pipeline|2024-03-05|gate_raw"
+
+
+def test_other_failures_alert_with_task_and_error_only() -> None:
+    alert = alerts.task_failure_alert(ATTEMPT, "UserError: broker down")
+    assert alert["alert_type"] == "pipeline_task_failed"
+    assert alert["task_id"] == "gate_raw"
+    assert alert["error"] == "UserError: broker down"
+    assert "failed_expectations" not in alert
+
+
+def test_clip_error_keeps_both_ends() -> None:
+    assert clip_error(None) is None
+    assert clip_error("short") == "short"
+    text = "A" * 5000 + "TAIL"
+    clipped = clip_error(text)
+    assert clipped is not None
+    assert clipped.startswith("A") and clipped.endswith("TAIL")
+    assert len(clipped) < MAX_ERROR_CHARS + 100
+
+
+def test_publish_key_is_the_mart_grain_with_a_named_null_category() -> None:
+    row = {"date": date(2024, 3, 5), "category": "Books", "event_type": "purchase"}
+    assert publish.message_key(row) == "2024-03-05|Books|purchase"
+    assert publish.message_key({**row, "category": None}) == "2024-03-05|(none)|purchase"
+
+
+def test_rows_from_run_results_sums_models_and_test_failures() -> None:
+    results = {"results": [
+        {"unique_id": "model.p.a", "adapter_response": {"rows_affected": 120}},
+        {"unique_id": "model.p.v", "adapter_response": {"rows_affected": -1}},  # a view
+        {"unique_id": "model.p.b", "adapter_response": {"rows_affected": 5}},
+    ]}
+    assert rows_from_run_results(results) == 125
+    tests = {"results": [{"unique_id": "test.p.t1", "failures": 0},
+                         {"unique_id": "test.p.t2", "failures": 3}]}
+    assert rows_from_run_results(tests) == 3
+    assert rows_from_run_results({"results": [
+        {"unique_id": "model.p.v", "adapter_response": {"rows_affected": -1}}]}) is None
+
+
+def test_progress_and_finish_lines_of_dags_test_are_parsed() -> None:
+    line = ("2026-11-25T22:58:59Z [info ] [DAG TEST] starting task_id=transform_marts."
+            "daily_aggregations.run map_index=-1 [airflow.sdk.definitions.dag]")
+    assert runner.parse_progress(line) == ("start", "transform_marts.daily_aggregations.run")
+    assert runner.parse_progress("[DAG TEST] end task task_id=publish map_index=-1") == (
+        "end", "publish")
+    assert runner.parse_progress("[DAG TEST] running task <TaskInstance ...>") is None
+    out = ("DagRun Finished: dag_id=ecommerce_analytics_pipeline, logical_date=2024-03-05 "
+           "00:00:00+00:00, run_id=manual__2026-11-25T22:58:59.217273+00:00, run_start_date="
+           "2024-03-05, state=failed, run_type=manual,")
+    assert runner.parse_finished(out) == ("manual__2026-11-25T22:58:59.217273+00:00", "failed")
+    assert runner.parse_finished("no run here") is None
+
+
+def _log_row(task_id: str, minute: int, status: str = "success",
+             error: str | None = None) -> ExecutionLogRow:
+    at = datetime(2024, 3, 6, 2, minute, tzinfo=UTC)
+    return ExecutionLogRow(task_id, 1, status, at, at, 1.5, 10, error)
+
+
+def test_results_keep_every_task_and_fold_dbt_groups() -> None:
+    states = [
+        {"task_id": "report", "state": "upstream_failed"},
+        {"task_id": "extract", "state": "success"},
+        {"task_id": "gate_raw", "state": "success"},
+        {"task_id": "transform_staging.stg_a.run", "state": "success"},
+        {"task_id": "transform_staging.stg_a.test", "state": "failed"},
+        {"task_id": "transform_staging.stg_b.run", "state": "success"},
+    ]
+    logs = [_log_row("extract", 0), _log_row("gate_raw", 1),
+            _log_row("transform_staging.stg_a.run", 2),
+            _log_row("transform_staging.stg_a.test", 3, "failed", "dbt test failed\nmore"),
+            _log_row("transform_staging.stg_b.run", 4)]
+    merged = runner.merge_results(states, logs)
+    assert [t.task_id for t in merged][:2] == ["extract", "gate_raw"]
+    assert merged[-1].task_id == "report" and merged[-1].rows_affected is None
+    rows = runner.summarise(merged)
+    labels = [r.label for r in rows]
+    assert labels[0:2] == ["extract", "gate_raw"]
+    group = rows[2]
+    assert group.label.startswith("transform_staging (3 dbt tasks: 1 failed, 2 success)")
+    assert group.state == "failed"
+    assert group.rows_affected == 30
+    assert rows[3].label.strip() == "transform_staging.stg_a.test"
+    assert rows[3].error_text.startswith("dbt test failed")
+    assert rows[-1].label == "report" and rows[-1].state == "upstream_failed"
+
+
+def test_cli_dates_are_validated() -> None:
+    assert cli.parse_day("2024-03-05") == date(2024, 3, 5)
+    with pytest.raises(UserError, match="YYYY-MM-DD"):
+        cli.parse_day("05/03/2024")
+    assert cli.days_between(date(2024, 2, 28), date(2024, 3, 1)) == [
+        date(2024, 2, 28), date(2024, 2, 29), date(2024, 3, 1)]
+    with pytest.raises(UserError, match="before"):
+        cli.days_between(date(2024, 3, 2), date(2024, 3, 1))
+
+
+def test_manifest_is_stale_when_missing_or_older_than_a_model(tmp_path) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "dbt_project.yml").write_text("name: p\n")
+    model = tmp_path / "models" / "m.sql"
+    model.write_text("select 1")
+    assert manifest.is_stale(tmp_path)
+    target = manifest.manifest_path(tmp_path)
+    target.parent.mkdir()
+    target.write_text("{}")
+    past = time.time() - 60
+    os.utime(model, (past, past))
+    os.utime(tmp_path / "dbt_project.yml", (past, past))
+    assert not manifest.is_stale(tmp_path)
+    model.write_text("select 2")  # edited after the manifest was written
+    assert manifest.is_stale(tmp_path)
+
+
+def test_report_revenue_is_decimal() -> None:
+    from ecom_pipeline.report import RunReport
+
+    report = RunReport("d", "r", date(2024, 3, 5), "success", 10, 1, 10, Decimal("1.50"),
+                       3, 3, 8, 8)
+    assert report.total_revenue == Decimal("1.50")
