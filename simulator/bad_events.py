@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Sequence
+from math import log
 
 from ecom.events import MAX_EVENT_BYTES, QUANTITY_EVENT_TYPES, BadClass
 from simulator.catalog import Catalog, Product, price_text
 from simulator.encode import format_ts, new_uuid
 
 UNKNOWN_EVENT_TYPES = ("checkout_started", "refund", "PageView", "add-to-cart", "product_click")
-_RING_SIZE = 2048
 
 
 def _dumps(event: dict) -> str:
@@ -118,7 +118,14 @@ def corrupt(cls: BadClass, rng: random.Random, event: dict, product: Product,
 
 
 class Injector:
-    """After each valid message, maybe one bad message (so `bad_rate` of all messages are bad)."""
+    """Decides where bad messages go (so `bad_rate` of all messages are bad) and builds them.
+
+    After each valid message a bad one follows with probability q = bad_rate / (1 - bad_rate);
+    the gaps between bad messages are drawn as geometric variates, so the per-message cost
+    is a counter decrement.
+    """
+
+    RING_SIZE = 2048  # duplicates re-send one of the last RING_SIZE valid messages
 
     def __init__(self, rng: random.Random, bad_rate: float, classes: Sequence[BadClass],
                  catalog: Catalog, future_ms: Callable[[random.Random], int]) -> None:
@@ -127,30 +134,28 @@ class Injector:
         if bad_rate and not classes:
             raise ValueError("a bad rate needs at least one bad class")
         self._rng = rng
-        self._p = bad_rate / (1.0 - bad_rate)
+        self._q = bad_rate / (1.0 - bad_rate)
+        self._log_miss = log(1.0 - self._q) if self._q else 0.0
         self._classes = tuple(classes)
         self._catalog = catalog
         self._future_ms = future_ms
-        self._ring: list[tuple[bytes, bytes]] = []
-        self._next = 0
 
     @property
     def active(self) -> bool:
-        return self._p > 0.0
+        return self._q > 0.0
 
-    def after(self, key: bytes, value: bytes) -> tuple[bytes, bytes, BadClass] | None:
-        """Called with every valid message sent; returns the bad message to send next, if any."""
-        if len(self._ring) < _RING_SIZE:
-            self._ring.append((key, value))
-        else:
-            self._ring[self._next] = (key, value)
-            self._next = (self._next + 1) % _RING_SIZE
+    def gap(self) -> int:
+        """Valid messages until the next bad one (>= 1)."""
+        return 1 + int(log(1.0 - self._rng.random()) / self._log_miss)
+
+    def bad_message(self, key: bytes, value: bytes,
+                    recent: Sequence[tuple[bytes, bytes, tuple]]) -> tuple[bytes, bytes, BadClass]:
+        """The bad message to send after the valid (key, value); `recent`: valid messages
+        sent so far (the newest RING_SIZE), the pool for exact re-sends."""
         rng = self._rng
-        if rng.random() >= self._p:
-            return None
         cls = self._classes[int(rng.random() * len(self._classes))]
         if cls is BadClass.DUPLICATE_EVENT_ID:
-            dup_key, dup_value = self._ring[int(rng.random() * len(self._ring))]
+            dup_key, dup_value, _ = recent[int(rng.random() * len(recent))]
             return dup_key, dup_value, cls
         product = self._catalog.pick_product(rng)
         future_ts = format_ts(self._future_ms(rng))[1]

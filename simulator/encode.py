@@ -17,14 +17,14 @@ _HMS: tuple[str, ...] = tuple(
 )
 _DAYS: dict[int, str] = {}
 
-_VERSION_MASK = ~(0xF000 << 64) & ~(0xC000 << 48)
-_VERSION_BITS = (0x4000 << 64) | (0x8000 << 48)
+#: hex digit -> the RFC 4122 variant digit (10xx) keeping its two low bits
+_VARIANT = {f"{n:x}": f"{8 | (n & 3):x}" for n in range(16)}
 
 
 def new_uuid(rng: random.Random) -> str:
     """A version-4 UUID string drawn from `rng` (reproducible, unlike uuid.uuid4())."""
-    h = f"{(rng.getrandbits(128) & _VERSION_MASK) | _VERSION_BITS:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    h = rng.randbytes(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 def day_text(day_number: int) -> str:

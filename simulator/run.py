@@ -30,7 +30,14 @@ from ecom.events import BadClass
 from simulator.bad_events import Injector
 from simulator.catalog import Catalog, build_catalog
 from simulator.encode import encode_event, format_ts, new_uuid
-from simulator.manifest import Manifest, Tally, bad_record, valid_record, write_manifest
+from simulator.manifest import (
+    VALID,
+    Manifest,
+    Tally,
+    bad_record,
+    valid_record,
+    write_manifest,
+)
 from simulator.sessions import FunnelParams, simulate_session
 from simulator.sinks import Sink
 from simulator.traffic import DAY_MS, HOUR_MS, day_target, hourly_targets
@@ -134,7 +141,7 @@ def backfill_messages(cfg: SimulationConfig, plan: BackfillPlan,
     """Valid events of the backfill window, in arrival order."""
     funnel, late_rate = cfg.funnel, cfg.late_rate
     window_end = plan.window_end_ms
-    pending: list[tuple[int, int, bytes, bytes, tuple]] = []  # heap: arrives in a later hour
+    pending: list[tuple[int, int, Message]] = []  # heap of what arrives in a later hour
     seq = 0
     for offset in range(plan.days):
         day = plan.start_date + timedelta(days=offset)
@@ -163,17 +170,19 @@ def backfill_messages(cfg: SimulationConfig, plan: BackfillPlan,
                     event_id = new_uuid(rng)
                     value = encode_event(event_id, user, session_id, event_type, iso, product,
                                          quantity, url)
+                    # the delivery record, as built by manifest.valid_record (inlined: hot path)
                     if product is None:
-                        rec = valid_record(event_type, day_text, None, 0, 0, event_id,
-                                           session_id, user_id, late)
+                        rec = (VALID, event_type, day_text, None, 0, 0, event_id, session_id,
+                               user_id, late)
                     else:
                         cents = product.price_cents * quantity if event_type == "purchase" else 0
-                        rec = valid_record(event_type, day_text, product.category, cents,
-                                           quantity, event_id, session_id, user_id, late)
+                        rec = (VALID, event_type, day_text, product.category, cents, quantity,
+                               event_id, session_id, user_id, late)
                     produced += 1
-                    item = (ts + delay, seq, key, value, rec)
+                    arrival = ts + delay
+                    item = (arrival, seq, (key, value, rec))
                     seq += 1
-                    if item[0] < hour_end:
+                    if arrival < hour_end:
                         chunk.append(item)
                     else:
                         heapq.heappush(pending, item)
@@ -181,10 +190,9 @@ def backfill_messages(cfg: SimulationConfig, plan: BackfillPlan,
                 chunk.append(heapq.heappop(pending))
             chunk.sort()
             for item in chunk:
-                yield item[2], item[3], item[4]
+                yield item[2]
     while pending:  # late sessions that arrive after the window
-        item = heapq.heappop(pending)
-        yield item[2], item[3], item[4]
+        yield heapq.heappop(pending)[2]
 
 
 class _LiveSession:
@@ -239,12 +247,20 @@ def with_bad_events(messages: Iterator[Message], injector: Injector) -> Iterator
     if not injector.active:
         yield from messages
         return
-    after = injector.after
-    for message in messages:
+    size = injector.RING_SIZE
+    ring: list[Message] = []
+    countdown = injector.gap()
+    for sent, message in enumerate(messages):
         yield message
-        bad = after(message[0], message[1])
-        if bad is not None:
-            yield bad[0], bad[1], bad_record(bad[2])
+        if sent < size:
+            ring.append(message)
+        else:
+            ring[sent % size] = message
+        countdown -= 1
+        if not countdown:
+            key, value, cls = injector.bad_message(message[0], message[1], ring)
+            yield key, value, bad_record(cls)
+            countdown = injector.gap()
 
 
 def make_injector(cfg: SimulationConfig, catalog: Catalog,
@@ -308,7 +324,7 @@ def pump(messages: Iterator[Message], sink: Sink, *, rate: float | None = None,
     try:
         if rate is None:
             for key, value, rec in messages:
-                update(key + b"\t" + value + b"\n")
+                update(value + b"\n")
                 send(key, value, rec)
                 sent += 1
                 if not sent & 4095 and on_progress is not None:
@@ -321,7 +337,7 @@ def pump(messages: Iterator[Message], sink: Sink, *, rate: float | None = None,
                 due = min(int(rate * elapsed) + 1 - sent, 50_000)
                 for _ in range(due):
                     key, value, rec = next(messages)
-                    update(key + b"\t" + value + b"\n")
+                    update(value + b"\n")
                     send(key, value, rec)
                     sent += 1
                 sink.poll()

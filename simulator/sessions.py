@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from bisect import bisect
 from dataclasses import dataclass
-from math import log
+from math import exp, log
 from typing import NamedTuple
 
 from simulator.catalog import CATEGORIES, SHOP_URL, Catalog, Product
@@ -66,7 +66,8 @@ def _gap(rng: random.Random, low_ms: int, high_ms: int) -> int:
 
 
 def _dwell(rng: random.Random) -> int:
-    return min(max(int(rng.lognormvariate(_DWELL_MU, 0.8)), 800), 600_000)
+    """Time on a page: log-normal, median 25 s, clamped to [0.8 s, 10 min]."""
+    return min(max(int(exp(rng.gauss(_DWELL_MU, 0.8))), 800), 600_000)
 
 
 def _quantity(rng: random.Random) -> int:
