@@ -110,7 +110,7 @@ with DAG(
     chain(
         extract(),
         gate_task("raw"),
-        dbt_group("transform_staging", STAGING_SELECT, settings),
+        dbt_group("transform_staging", STAGING_SELECT, settings, multi_parent_tests=False),
         gate_task("staging"),
         dbt_group("transform_marts", MARTS_SELECT, settings),
         gate_task("marts"),

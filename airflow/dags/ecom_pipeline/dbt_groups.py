@@ -5,8 +5,12 @@
 - Execution: the project's own `profiles.yml` (it reads `ECOM_*` variables), dbt from this
   venv as a subprocess (`InvocationMode.SUBPROCESS`: with dbt importable, Cosmos would
   otherwise use dbtRunner in-process and ignore `dbt_executable_path`).
-- Tests run after each model (`TestBehavior.AFTER_EACH`); a test with several parents (e.g.
-  a reconciliation between two marts) runs once, after all of them.
+- Tests run after each model (`TestBehavior.AFTER_EACH`), each model's own tests only
+  (`indirect_selection=cautious`). A test with several parents (a relationship between
+  marts, a reconciliation of staging against marts) runs in the marts group, in its own
+  task after all its parents there. The staging group does not render such tests: Cosmos
+  would put a staging-vs-mart reconciliation there, before the marts are rebuilt (it adds
+  every test of a selected model, whatever `exclude` says).
 - The `ECOM_*` settings are put into dbt's environment when the task runs (never into the
   serialised DAG).
 - No day is passed to dbt: its incremental models find the event dates whose raw data
@@ -28,7 +32,7 @@ from cosmos import (
     ProjectConfig,
     RenderConfig,
 )
-from cosmos.constants import InvocationMode, LoadMode, TestBehavior
+from cosmos.constants import InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
 
 from ecom.config import Settings, load_settings
 from ecom_pipeline.dbt_results import push_rows_affected
@@ -59,11 +63,13 @@ def inject_settings_env(_context: Mapping[str, Any], operator: Any) -> None:
     operator.env = {**(operator.env or {}), **load_settings().as_env()}
 
 
-def dbt_group(group_id: str, select: tuple[str, ...], settings: Settings,
+def dbt_group(group_id: str, select: tuple[str, ...], settings: Settings, *,
+              multi_parent_tests: bool = True,
               load_method: LoadMode = LoadMode.DBT_MANIFEST) -> DbtTaskGroup:
     """One Cosmos task group over the models matching `select` (created inside the DAG's
     context, so its tasks inherit the DAG's default_args: retries, timeouts, callbacks).
-    `load_method` is only changed by bench/dag_parse.py, to compare with `dbt ls`."""
+    `multi_parent_tests=False` renders no task for tests with several parents (they run in
+    a later group). `load_method` is only changed by bench/dag_parse.py (vs `dbt ls`)."""
     project_dir = settings.dbt_project_dir
     manifest = manifest_path(project_dir)
     if not manifest.is_file():
@@ -83,6 +89,7 @@ def dbt_group(group_id: str, select: tuple[str, ...], settings: Settings,
         execution_config=ExecutionConfig(
             dbt_executable_path=str(DBT_BIN),
             invocation_mode=InvocationMode.SUBPROCESS,
+            test_indirect_selection=TestIndirectSelection.CAUTIOUS,
         ),
         render_config=RenderConfig(
             load_method=load_method,
@@ -90,7 +97,7 @@ def dbt_group(group_id: str, select: tuple[str, ...], settings: Settings,
             invocation_mode=InvocationMode.SUBPROCESS,
             select=list(select),
             test_behavior=TestBehavior.AFTER_EACH,
-            should_detach_multiple_parents_tests=True,
+            should_detach_multiple_parents_tests=multi_parent_tests,
             emit_datasets=False,
         ),
         operator_args={

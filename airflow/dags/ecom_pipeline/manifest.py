@@ -54,3 +54,4 @@ def ensure_manifest(settings: Settings) -> Path:
             tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-8:])
             raise UserError(f"`dbt parse` failed, so the DAG cannot be rendered:\n{tail}")
     return manifest_path(project_dir)
+
