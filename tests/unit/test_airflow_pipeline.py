@@ -54,15 +54,16 @@ def test_day_bounds_are_half_open_utc_days() -> None:
     assert end == datetime(2024, 2, 29, tzinfo=UTC)
 
 
-def test_gate_alert_carries_the_failed_expectations() -> None:
-    failed = [{"expectation": "expect_column_values_to_be_in_set", "column": "event_type"}]
-    alert = alerts.task_failure_alert(ATTEMPT, "GateFailed: raw", layer="raw",
-                                      failed_expectations=failed,
+def test_gate_alert_is_the_gates_own_plus_the_airflow_coordinates() -> None:
+    gate_alert = {"kind": "data_quality_alert", "layer": "raw", "run_id": "raw-2024-03-05-x",
+                  "failed_count": 1,
+                  "failed": [{"expectation": "expect_column_values_to_be_in_set",
+                              "column": "event_type", "unexpected_count": 3}]}
+    alert = alerts.task_failure_alert(ATTEMPT, "GateFailed: raw gate FAILED",
+                                      gate_alert=gate_alert,
                                       now=datetime(2024, 3, 6, tzinfo=UTC))
-    assert alert["alert_type"] == "quality_gate_failed"
-    assert alert["layer"] == "raw"
-    assert alert["failed_expectations"] == failed
-    assert alert["failed_count"] == 1
+    assert {k: alert[k] for k in gate_alert} == gate_alert  # the gate's fields unchanged
+    assert alert["dag_run_id"] == "manual__x" and alert["task_id"] == "gate_raw"
     assert alert["logical_date"] == "2024-03-05"
     assert alert["alerted_at"] == "2024-03-06T00:00:00+00:00"
     assert alerts.alert_key(ATTEMPT) == "ecommerce_analytics_pipeline|2024-03-05|gate_raw"
@@ -70,10 +71,10 @@ def test_gate_alert_carries_the_failed_expectations() -> None:
 
 def test_other_failures_alert_with_task_and_error_only() -> None:
     alert = alerts.task_failure_alert(ATTEMPT, "UserError: broker down")
-    assert alert["alert_type"] == "pipeline_task_failed"
+    assert alert["kind"] == "pipeline_task_failed"
     assert alert["task_id"] == "gate_raw"
     assert alert["error"] == "UserError: broker down"
-    assert "failed_expectations" not in alert
+    assert "failed" not in alert
 
 
 def test_clip_error_keeps_both_ends() -> None:

@@ -1,12 +1,13 @@
 """Alerts on `data-quality-alerts` for failed pipeline tasks.
 
-A gate failure's alert lists the failed expectations; any other task's alert carries the
-task and its error. Keyed by `<dag_id>|<logical day>|<task_id>`.
+A gate failure's alert is the gate's own (layer, failed expectations, counts); any other
+task's alert carries the task and its error. Both name the DAG run and task;
+keyed by `<dag_id>|<logical day>|<task_id>`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,26 +16,26 @@ from ecom_pipeline.execution_log import TaskAttempt, clip_error
 from ecom_pipeline.kafka_out import produce_json
 
 
-def task_failure_alert(attempt: TaskAttempt, error: str | None, *, layer: str | None = None,
-                       failed_expectations: Sequence[Any] | None = None,
+def task_failure_alert(attempt: TaskAttempt, error: str | None, *,
+                       gate_alert: Mapping[str, Any] | None = None,
                        now: datetime | None = None) -> dict[str, Any]:
-    """The alert JSON for a task that failed for good (retries exhausted or fail-fast)."""
-    is_gate = failed_expectations is not None
-    alert: dict[str, Any] = {
-        "alert_type": "quality_gate_failed" if is_gate else "pipeline_task_failed",
+    """The alert JSON for a task that failed for good (retries exhausted or fail-fast).
+
+    A failed gate's alert is the quality gate's own payload (`kind`, `layer`, its GE
+    `run_id`, `failed` expectations with counts) plus the Airflow coordinates below.
+    """
+    alert: dict[str, Any] = dict(gate_alert) if gate_alert is not None else {
+        "kind": "pipeline_task_failed"}
+    alert.update({
         "source": "airflow",
         "dag_id": attempt.dag_id,
-        "run_id": attempt.run_id,
+        "dag_run_id": attempt.run_id,
         "task_id": attempt.task_id,
         "try_number": attempt.try_number,
         "logical_date": attempt.logical_date.isoformat() if attempt.logical_date else None,
         "error": clip_error(error),
         "alerted_at": (now or datetime.now(UTC)).isoformat(),
-    }
-    if is_gate:
-        alert["layer"] = layer
-        alert["failed_expectations"] = list(failed_expectations or [])
-        alert["failed_count"] = len(alert["failed_expectations"])
+    })
     return alert
 
 

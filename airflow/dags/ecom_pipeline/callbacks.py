@@ -55,11 +55,8 @@ def on_failure(context: Mapping[str, Any]) -> None:
 
     _finish(context, "failed")
     exc = context.get("exception")
-    alert = alerts.task_failure_alert(
-        attempt_of(context), error_text(exc),
-        layer=getattr(exc, "layer", None),
-        failed_expectations=getattr(exc, "failed_expectations", None),
-    )
+    alert = alerts.task_failure_alert(attempt_of(context), error_text(exc),
+                                      gate_alert=getattr(exc, "gate_alert", None))
     _safely("alert", alerts.publish_alert, load_settings(), attempt_of(context), alert)
 
 

@@ -16,19 +16,16 @@ from ecom.config import Settings
 
 class GateFailed(AirflowFailException):
     """A quality gate failed: fail the task at once (no retry: the data will not change by
-    waiting) and stop everything downstream. Carries the failed expectations for the
-    alert."""
+    waiting) and stop everything downstream. Carries the gate's alert (its layer, run id
+    and failed expectations), which the failure callback publishes with the task's
+    coordinates."""
 
-    def __init__(self, layer: str, day: date, failed_expectations: list[Any]) -> None:
+    def __init__(self, layer: str, headline: str, lines: list[str],
+                 gate_alert: dict[str, Any]) -> None:
         self.layer = layer
-        self.day = day
-        self.failed_expectations = failed_expectations
-        names = "; ".join(str(f) for f in failed_expectations[:10]) or "no detail"
-        more = f" (+{len(failed_expectations) - 10} more)" if len(failed_expectations) > 10 else ""
-        super().__init__(
-            f"quality gate {layer} failed for {day}: {len(failed_expectations)} "
-            f"expectation(s) failed: {names}{more}"
-        )
+        self.gate_alert = gate_alert
+        self.failed_expectations = list(gate_alert.get("failed", []))
+        super().__init__("\n".join([headline, *lines]))
 
 
 def extract(settings: Settings, day: date) -> dict[str, Any]:
@@ -37,6 +34,17 @@ def extract(settings: Settings, day: date) -> dict[str, Any]:
 
 
 def gate(settings: Settings, layer: str, day: date) -> dict[str, Any]:
-    """Run the layer's Great Expectations checkpoint for the day; raise GateFailed if it
-    fails."""
-    raise NotImplementedError("waiting for expectations' gate API")
+    """Run the layer's Great Expectations checkpoint for the day (results go to
+    ops.data_quality_logs); raise GateFailed naming each failed expectation if it fails."""
+    from expectations.gate import run_gate
+    from expectations.results import alert_payload
+
+    # publish=False: the task's failure callback publishes this alert, once, enriched
+    # with the DAG run and task (a retry or rerun must not be mistaken for a new failure)
+    result = run_gate(settings, layer, day, publish=False)
+    if not result.success:
+        raise GateFailed(layer, result.headline(), [o.line() for o in result.failed],
+                         alert_payload(result))
+    summary = result.summary()
+    summary["rows_affected"] = max((o.element_count or 0 for o in result.outcomes), default=0)
+    return summary
