@@ -50,6 +50,8 @@ stack-status: setup  ## show services and topics
 
 demo: setup dbt-parse  ## the main job end to end on the embedded stack, with a summary
 	$(BIN)/ecom stack up
+	$(BIN)/ecom simulate backfill --days 3 --events-per-day 20000 --bad-rate 0.01 --late-rate 0.02
+	$(BIN)/ecom simulate live --rate 300 --duration 10 --bad-rate 0.01 --late-rate 0.02
 
 test: setup dbt-parse  ## full test suite (fails if no test ran)
 	@set +e; $(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \

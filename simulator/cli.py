@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import signal
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ecom.errors import UserError
 from ecom.events import BadClass
 
 console = Console()
@@ -44,14 +46,12 @@ Abandonment = Annotated[float, typer.Option(
 AddToCart = Annotated[float, typer.Option(
     help="Probability of adding the viewed product to the cart on a product page.")]
 Output = Annotated[Path | None, typer.Option(
-    "--output", "-o", help="Write JSONL (one message per line) to this file instead of Kafka.",
-    dir_okay=False)]
+    "--output", "-o", help="Write JSONL (one message per line) to this file instead of Kafka.")]
 Client = Annotated[str | None, typer.Option(
     help="Kafka client: confluent or kafka-python. Default: ECOM_KAFKA_CLIENT.")]
 Topic = Annotated[str | None, typer.Option(help="Topic to produce to. Default: ECOM_TOPIC_EVENTS.")]
 ManifestPath = Annotated[Path | None, typer.Option(
-    "--manifest", help="Manifest path. Default: <data dir>/manifests/<run id>.json.",
-    dir_okay=False)]
+    "--manifest", help="Manifest path. Default: <data dir>/manifests/<run id>.json.")]
 ShowProgress = Annotated[bool, typer.Option("--progress/--no-progress",
                                             help="Show a progress bar with events/s.")]
 
@@ -99,6 +99,9 @@ def live(
     rate: Annotated[float, typer.Option(help="Messages per second.")] = 200.0,
     duration: Annotated[float | None, typer.Option(
         help="Seconds to run. Default: until Ctrl-C (the manifest is still written).")] = None,
+    session_seconds: Annotated[float, typer.Option(
+        help="Rough wall-clock length of a session: events of concurrent sessions interleave "
+             "so that each session completes in about this time.")] = 10.0,
     seed: Seed = None,
     bad_rate: BadRate = 0.0,
     bad_class: BadClasses = None,
@@ -118,9 +121,9 @@ def live(
     """Emit RATE events/s stamped with the current time (late sessions: hours/days ago)."""
     from simulator.run import LivePlan
 
-    _run("live", LivePlan(rate, duration), seed, bad_rate, bad_class, late_rate, users,
-         products, returning_share, conversion, abandonment, add_to_cart, output, client, topic,
-         manifest, progress)
+    _run("live", LivePlan(rate, duration, session_seconds), seed, bad_rate, bad_class,
+         late_rate, users, products, returning_share, conversion, abandonment, add_to_cart,
+         output, client, topic, manifest, progress)
 
 
 def _run(mode: str, plan: object, seed: int | None, bad_rate: float,
@@ -146,6 +149,8 @@ def _run(mode: str, plan: object, seed: int | None, bad_rate: float,
     cfg.validate()
     run_id = run_id_for(mode, seed, datetime.now(UTC))
     manifest_path = manifest or settings.manifest_dir / f"{run_id}.json"
+    if manifest_path.is_dir():
+        raise UserError(f"--manifest {manifest_path} is a directory; give a file path.")
     tally = Tally()
     sink: Sink
     if output is not None:
@@ -154,12 +159,21 @@ def _run(mode: str, plan: object, seed: int | None, bad_rate: float,
         sink = kafka_destination(settings, client, topic, tally)
     target = sink.describe()
     where = target.get("path") or f"{target['topic']} via {target['client']}"
-    console.print(f"simulating [bold]{mode}[/] (seed {seed}) -> {where}")
-    with progress_reporter(console, mode, plan, bad_rate, enabled=progress) as on_progress:
-        result = simulate(cfg, plan, sink, tally, manifest_path,  # type: ignore[arg-type]
-                          on_progress=on_progress)
+    console.print(f"simulating [bold]{mode}[/] (seed {seed}) -> {where}", soft_wrap=True)
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        with progress_reporter(console, mode, plan, bad_rate, enabled=progress) as on_progress:
+            result = simulate(cfg, plan, sink, tally, manifest_path,  # type: ignore[arg-type]
+                              on_progress=on_progress)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     assert result is not None
     _summary(result)
+
+
+def _stop_on_sigterm(_signum: int, _frame: object) -> None:
+    """SIGTERM stops a run like Ctrl-C: stop sending, flush, write the manifest."""
+    raise KeyboardInterrupt
 
 
 def _summary(m: object) -> None:
@@ -167,7 +181,7 @@ def _summary(m: object) -> None:
 
     assert isinstance(m, Manifest)
     rate = m.messages_acknowledged / m.elapsed_seconds if m.elapsed_seconds else 0.0
-    table = Table(title=f"run {m.run_id} ({m.status})", show_header=False)
+    table = Table(title=f"{m.mode} simulation ({m.status})", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
     table.add_row("messages acknowledged", f"{m.messages_acknowledged:,}")
@@ -183,6 +197,6 @@ def _summary(m: object) -> None:
         if n:
             table.add_row(f"  {cls}", f"{n:,}")
     console.print(table)
-    console.print(f"manifest: {m.path}")
+    console.print(f"run {m.run_id}, manifest: {m.path}", soft_wrap=True)
     if m.status == "interrupted":
         console.print("[yellow]interrupted: the manifest counts what was acknowledged[/]")

@@ -116,13 +116,15 @@ class LivePlan:
 
     rate: float
     duration_s: float | None
-    session_span_s: float = 30.0  # how long a live session lasts, roughly
+    session_span_s: float = 10.0  # how long a live session lasts, roughly (time is compressed)
 
     def validate(self) -> None:
         if self.rate <= 0:
             raise UserError(f"--rate must be > 0, got {self.rate}.")
         if self.duration_s is not None and self.duration_s <= 0:
             raise UserError("--duration must be > 0 seconds (omit it to run until Ctrl-C).")
+        if self.session_span_s <= 0:
+            raise UserError("--session-seconds must be > 0.")
 
 
 def _rng(seed: int, purpose: str) -> random.Random:
