@@ -10,6 +10,7 @@ from rich.table import Table
 
 from ecom.config import Settings, load_settings
 from ecom.errors import UserError
+from expectations.cli import app as quality_app
 from simulator.cli import app as simulate_app
 
 console = Console()
@@ -28,6 +29,7 @@ app.add_typer(stack_app, name="stack")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(warehouse_app, name="warehouse")
 app.add_typer(simulate_app, name="simulate")
+app.add_typer(quality_app, name="quality")
 
 
 def _dags_module(name: str) -> object:

@@ -1,0 +1,78 @@
+"""`ecom quality`: run a layer's Great Expectations gate, build Data Docs.
+
+Great Expectations is imported only when a command runs, so `ecom --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+
+import typer
+from rich.console import Console
+
+from ecom.config import load_settings
+from ecom.errors import UserError
+
+console = Console()
+app = typer.Typer(help="Great Expectations quality gates per layer, and their Data Docs.",
+                  no_args_is_help=True)
+
+
+class Layer(StrEnum):
+    raw = "raw"
+    staging = "staging"
+    marts = "marts"
+
+
+def parse_logical_date(text: str | None, today: date | None = None) -> date:
+    """`--date` as a date; default: yesterday (UTC), the last complete day."""
+    if not text:
+        return (today or datetime.now(UTC).date()) - timedelta(days=1)
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"--date {text!r} is not a date: use YYYY-MM-DD, e.g. 2026-01-31.") \
+            from None
+
+
+@app.command("check")
+def check(
+    layer: Layer = typer.Argument(..., help="Which layer's checkpoint to run."),
+    logical_date: str = typer.Option(
+        None, "--date", help="Logical (UTC) day to validate, YYYY-MM-DD. Default: yesterday."
+    ),
+    show_all: bool = typer.Option(False, "--all", help="Also list the expectations that passed."),
+    alert: bool = typer.Option(True, "--alert/--no-alert",
+                               help="Publish an alert to the alerts topic when the gate fails."),
+) -> None:
+    """Run the layer's checkpoint; exit 1 (naming each failed expectation) when it fails."""
+    day = parse_logical_date(logical_date)
+    settings = load_settings()
+    with console.status(f"validating {layer.value} for {day} ..."):
+        from expectations.gate import run_gate
+
+        result = run_gate(settings, layer.value, day, publish=alert)
+    for outcome in result.outcomes if show_all else result.failed:
+        style = "green" if outcome.success else "red"
+        console.print(outcome.line(), style=style, markup=False, highlight=False)
+    console.print(result.headline(), style="bold green" if result.success else "bold red",
+                  markup=False, highlight=False)
+    console.print(f"results: ops.data_quality_logs run_id = {result.run_id}", markup=False,
+                  highlight=False)
+    if not result.success and alert:
+        console.print(f"alert published to {settings.topic_alerts}", markup=False)
+    if result.data_docs:
+        console.print(f"data docs: {result.data_docs}", markup=False, highlight=False)
+    raise typer.Exit(0 if result.success else 1)
+
+
+@app.command("docs")
+def docs() -> None:
+    """Build the static Data Docs site (suites and stored results) and print its path."""
+    from expectations.gate import build_data_docs
+
+    settings = load_settings()
+    with console.status("building Data Docs ..."):
+        path = build_data_docs(settings)
+    print(path)

@@ -1,0 +1,159 @@
+"""The quality gate of one layer for one logical date: run the checkpoint, keep, alert.
+
+`run_gate` is what the CLI (`ecom quality check`) and the Airflow DAG call:
+1. open the file-mode GE project and sync the layer's suites/checkpoint from code;
+2. run the checkpoint on the day's batches (GE's SQL engine: the work runs in PostgreSQL);
+3. write one row per expectation to `ops.data_quality_logs`;
+4. on failure, publish an alert to the alerts topic.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ecom.config import Settings
+from ecom.errors import UserError
+from expectations.alerts import publish_alert
+from expectations.params import RunValues, run_values
+from expectations.project import (
+    LAYERS,
+    checkpoint_name,
+    close_context,
+    first_line,
+    open_context,
+    sync_layer,
+)
+from expectations.results import GateResult, Outcome
+from expectations.store import previous_volumes, write_logs
+
+if TYPE_CHECKING:
+    from great_expectations.data_context import FileDataContext
+
+
+def new_run_id(layer: str, logical_date: date, started_at: datetime) -> str:
+    return f"{layer}-{logical_date.isoformat()}-{started_at:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def run_gate(
+    settings: Settings,
+    layer: str,
+    logical_date: date,
+    *,
+    project_root: Path | None = None,
+    publish: bool = True,
+) -> GateResult:
+    """Validate `layer` for `logical_date`; results logged, alert sent when it fails."""
+    if layer not in LAYERS:
+        raise UserError(f"Unknown layer {layer!r}: choose one of {', '.join(LAYERS)}.")
+    started_at = datetime.now(UTC)
+    run_id = new_run_id(layer, logical_date, started_at)
+    values = run_values(
+        logical_date, started_at,
+        freshness_hours=settings.freshness_hours,
+        max_reject_ratio=settings.max_reject_ratio,
+        previous_volumes=previous_volumes(settings, logical_date) if layer == "raw" else [],
+    )
+    context = open_context(settings, logical_date, project_root)
+    try:
+        sync_layer(context, layer)
+        outcomes = _run_checkpoint(context, layer, values, run_id)
+        docs = data_docs_index(context)
+    finally:
+        close_context(context)
+    result = GateResult(
+        layer=layer, logical_date=logical_date, run_id=run_id, started_at=started_at,
+        finished_at=datetime.now(UTC), outcomes=tuple(outcomes), data_docs=docs,
+    )
+    write_logs(settings, result)
+    if publish and not result.success:
+        publish_alert(settings, result)
+    return result
+
+
+def _run_checkpoint(
+    context: FileDataContext, layer: str, values: RunValues, run_id: str
+) -> list[Outcome]:
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    checkpoint = context.checkpoints.get(checkpoint_name(layer))
+    try:
+        result = checkpoint.run(
+            expectation_parameters=values.expectation_parameters,
+            run_id=RunIdentifier(run_name=run_id, run_time=values.started_at),
+        )
+    except Exception as exc:
+        raise UserError(
+            f"The {layer} checkpoint could not run ({first_line(exc)}). Check that the "
+            "warehouse is up and the layer's tables exist (run with --verbose for details)."
+        ) from exc
+    outcomes = []
+    for suite_result in result.run_results.values():
+        outcomes += [_outcome(suite_result.suite_name, r) for r in suite_result.results]
+    return outcomes
+
+
+def _column_of(kwargs: dict[str, Any]) -> str | None:
+    if kwargs.get("column"):
+        return str(kwargs["column"])
+    if kwargs.get("column_A"):
+        return f"{kwargs['column_A']},{kwargs['column_B']}"
+    if kwargs.get("column_list"):
+        return ",".join(kwargs["column_list"])
+    return None
+
+
+def _outcome(suite: str, validation: Any) -> Outcome:
+    config = validation.expectation_config
+    kwargs = {k: v for k, v in dict(config.kwargs).items() if k != "batch_id"}
+    result = dict(validation.result or {})
+    info = validation.exception_info or {}
+    error = None
+    if info.get("raised_exception"):
+        error = first_line(Exception(info.get("exception_message") or "raised"))
+    observed = result.get("observed_value")
+    unexpected = result.get("unexpected_count")
+    if config.type == "unexpected_rows_expectation" and isinstance(observed, int):
+        unexpected = observed
+    return Outcome(
+        suite=suite,
+        expectation_type=config.type,
+        success=bool(validation.success),
+        column=_column_of(kwargs),
+        description=config.description,
+        kwargs=kwargs,
+        observed_value=observed,
+        unexpected_count=unexpected,
+        element_count=result.get("element_count"),
+        unexpected_percent=result.get("unexpected_percent"),
+        sample=list(result.get("partial_unexpected_list") or [])[:5],
+        error=error,
+    )
+
+
+def data_docs_index(context: FileDataContext) -> str | None:
+    """Path of the local Data Docs site's index.html (None before the first build)."""
+    for site in context.get_docs_sites_urls():
+        url = site.get("site_url") or ""
+        if url.startswith("file://"):
+            return url.removeprefix("file://")
+    return None
+
+
+def build_data_docs(settings: Settings, project_root: Path | None = None) -> str:
+    """(Re)build the static Data Docs site from the stored suites and results."""
+    context = open_context(settings, None, project_root)
+    try:
+        for layer in LAYERS:
+            sync_layer(context, layer)
+        context.build_data_docs()
+        path = data_docs_index(context)
+    finally:
+        close_context(context)
+    if path is None:
+        raise UserError("Great Expectations built no local Data Docs site; check "
+                        "expectations/gx/great_expectations.yml (data_docs_sites).")
+    return path
+
