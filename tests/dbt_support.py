@@ -1,7 +1,7 @@
 """Helpers for the dbt tests and `bench/dbt_build.py`: land simulator output, run real dbt.
 
-Landing reuses ingestion's own validation and COPY format (`ingestion.sink`), so the rows
-are exactly what the streaming job would write, without Kafka and Spark in the loop.
+Landing runs ingestion's own validator (`ingestion.validation.validate`), so the rows are
+what the streaming job would write, without Kafka and Spark in the loop.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from ecom.config import REPO_ROOT, Settings
 from ecom.db import connect
-from ingestion.sink import RAW_COLUMNS, KafkaRecords, raw_copy_lines, split_batch
+from ingestion.validation import Reject, ValidEvent, validate
 
 DBT = REPO_ROOT / ".venv" / "bin" / "dbt"
 PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -36,24 +36,30 @@ def read_jsonl(path: Path) -> Iterator[bytes]:
                 yield line
 
 
-def _next_offset(cur: Any, topic: str) -> int:
-    cur.execute(
-        "select coalesce(max(kafka_offset) + 1, 0) from raw.raw_events "
-        "where kafka_topic = %s and kafka_partition = 0",
-        (topic,),
-    )
-    return int(cur.fetchone()[0])
+#: raw.raw_events columns written by `land_events` (the rest have defaults).
+RAW_COLUMNS = (
+    "event_id", "user_id", "session_id", "event_type", "event_timestamp", "product_id",
+    "category", "price", "quantity", "page_url", "user_agent", "ip_address", "raw_data",
+    "kafka_topic", "kafka_partition", "kafka_offset", "ingested_at",
+)
 
 
-def _chunks(values: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
-    chunk: list[bytes] = []
-    for value in values:
-        chunk.append(value)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+def _copy_field(value: object) -> str:
+    """One value in PostgreSQL COPY text format."""
+    if value is None:
+        return "\\N"
+    text = value.isoformat() if isinstance(value, datetime) else str(value)
+    return (text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+            .replace("\t", "\\t"))
+
+
+def _copy_line(event: ValidEvent, topic: str, offset: int, ingested_at: datetime | None) -> str:
+    return "\t".join(_copy_field(v) for v in (
+        event.event_id, event.user_id, event.session_id, event.event_type,
+        event.event_timestamp, event.product_id, event.category, event.price, event.quantity,
+        event.page_url, event.user_agent, event.ip_address, event.raw_json, topic, 0, offset,
+        ingested_at or "now",
+    ))
 
 
 def land_events(
@@ -67,47 +73,48 @@ def land_events(
 
     Offsets continue after what the topic already has in raw (partition 0). With
     `arrival_lag`, `ingested_at` follows the arrival clock (history landed in one go looks
-    streamed); without it, `ingested_at` is now(). Returns the number of rows landed;
-    invalid messages raise (these fixtures are expected to be clean).
+    streamed: the newest event timestamp delivered so far plus the lag); without it,
+    `ingested_at` is now(). Returns the number of rows landed; an invalid message raises
+    (these fixtures are expected to be clean).
     """
     topic = topic or settings.topic_events
+    now_ms = int(time.time() * 1000)
     landed = 0
     clock: datetime | None = None
     conn = connect(settings, "loader")
     try:
         with conn, conn.cursor() as cur:
-            offset = _next_offset(cur, topic)
-            for chunk in _chunks(values, LOAD_CHUNK):
-                n = len(chunk)
-                records = KafkaRecords(
-                    topic=[topic] * n, partition=[0] * n,
-                    offset=list(range(offset, offset + n)), timestamp_ms=[None] * n,
-                    key=[None] * n, value=chunk,
-                )
-                split = split_batch(records, int(time.time() * 1000))
-                if split.rejects:
-                    first = split.rejects[0].reject
-                    raise ValueError(f"{len(split.rejects)} invalid fixture event(s), "
-                                     f"first: {first.reason.value}: {first.message}")
-                lines = raw_copy_lines(split.valid)
-                columns: Sequence[str] = RAW_COLUMNS
+            cur.execute(
+                "select coalesce(max(kafka_offset) + 1, 0) from raw.raw_events "
+                "where kafka_topic = %s and kafka_partition = 0", (topic,))
+            offset = int(cur.fetchone()[0])
+            lines: list[str] = []
+            for value in values:
+                event = validate(value, now_ms)
+                if isinstance(event, Reject):
+                    raise ValueError(f"invalid fixture event at offset {offset}: "
+                                     f"{event.reason.value}: {event.message}")
+                ingested_at = None
                 if arrival_lag is not None:
-                    stamped = []
-                    for row, line in zip(split.valid, lines.split("\n"), strict=False):
-                        ts = row.event.event_timestamp
-                        clock = ts if clock is None or ts > clock else clock
-                        stamped.append(f"{line}\t{(clock + arrival_lag).isoformat()}")
-                    lines = "\n".join(stamped) + "\n"
-                    columns = (*RAW_COLUMNS, "ingested_at")
-                cur.copy_expert(
-                    f"copy raw.raw_events ({', '.join(columns)}) from stdin",
-                    io.StringIO(lines), size=1 << 20,
-                )
-                offset += n
-                landed += n
+                    ts = event.event_timestamp
+                    clock = ts if clock is None or ts > clock else clock
+                    ingested_at = clock + arrival_lag
+                lines.append(_copy_line(event, topic, offset, ingested_at))
+                offset += 1
+                if len(lines) >= LOAD_CHUNK:
+                    landed += _copy(cur, lines)
+                    lines = []
+            landed += _copy(cur, lines)
     finally:
         conn.close()
     return landed
+
+
+def _copy(cur: Any, lines: list[str]) -> int:
+    if lines:
+        cur.copy_expert(f"copy raw.raw_events ({', '.join(RAW_COLUMNS)}) from stdin",
+                        io.StringIO("\n".join(lines) + "\n"), size=1 << 20)
+    return len(lines)
 
 
 def event_json(**fields: Any) -> bytes:
@@ -120,11 +127,17 @@ def event_json(**fields: Any) -> bytes:
     return json.dumps(fields, separators=(",", ":")).encode()
 
 
+def dbt_target_dir(settings: Settings) -> Path:
+    """Where dbt writes manifest/run results for this stack (keeps parallel runs apart)."""
+    return settings.data_dir / "dbt-target"
+
+
 def run_dbt(settings: Settings, *args: str, check: bool = True,
             timeout: float = 1800) -> subprocess.CompletedProcess[str]:
     """Run the real dbt CLI against `settings` (profiles.yml reads the ECOM_* env)."""
     cmd = [str(DBT), *args, "--project-dir", str(PROJECT_DIR), "--profiles-dir",
-           str(PROJECT_DIR)]
+           str(PROJECT_DIR), "--target-path", str(dbt_target_dir(settings)),
+           "--log-path", str(settings.data_dir / "dbt-logs")]
     proc = subprocess.run(
         cmd, cwd=REPO_ROOT, env=settings.subprocess_env(), text=True, capture_output=True,
         timeout=timeout, check=False,
@@ -135,6 +148,12 @@ def run_dbt(settings: Settings, *args: str, check: bool = True,
             f"{proc.stderr[-5000:]}"
         )
     return proc
+
+
+def run_results(settings: Settings) -> list[dict[str, Any]]:
+    """The last dbt invocation's results (target/run_results.json)."""
+    path = dbt_target_dir(settings) / "run_results.json"
+    return json.loads(path.read_text())["results"]
 
 
 def query(settings: Settings, sql: str, params: Sequence[Any] | None = None,
@@ -162,5 +181,5 @@ def table_snapshot(settings: Settings, relation: str) -> list[tuple[Any, ...]]:
         (schema, table),
     ) if r[0] not in WRITE_TIME_COLUMNS]
     select = ", ".join(f'"{c}"::text' for c in cols)
-    rows = query(settings, f"select {select} from {schema}.{table}")  # noqa: S608
+    rows = query(settings, f"select {select} from {schema}.{table}")
     return sorted(rows, key=lambda r: tuple("" if v is None else v for v in r))

@@ -9,12 +9,17 @@
         {%- set start = day - pad -%}
         {%- set end = day + one_day + pad -%}
         {%- if ranges and start <= ranges[-1][1] -%}
-            {%- do ranges[-1].__setitem__(1, end) -%}
+            {%- set last = ranges.pop() -%}
+            {%- do ranges.append([last[0], [last[1], end] | max]) -%}
         {%- else -%}
             {%- do ranges.append([start, end]) -%}
         {%- endif -%}
     {%- endfor -%}
-    {{- return(ranges | map('map', 'isoformat') | map('list') | list) -}}
+    {%- set iso = [] -%}
+    {%- for r in ranges -%}
+        {%- do iso.append([r[0].isoformat(), r[1].isoformat()]) -%}
+    {%- endfor -%}
+    {{- return(iso) -}}
 {% endmacro %}
 
 
