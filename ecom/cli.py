@@ -135,7 +135,7 @@ def _shell_quote(value: str) -> str:
 def main() -> None:
     """Console-script entry: run the app, turning UserError into one readable line."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # a command's `typer.Exit(n)` comes back as n
     except UserError as exc:
         if _state["verbose"]:
             raise
@@ -153,6 +153,8 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

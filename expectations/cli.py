@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -14,9 +15,12 @@ from rich.console import Console
 from ecom.config import load_settings
 from ecom.errors import UserError
 
-console = Console()
+console = Console(soft_wrap=True)  # one line per expectation, however long
 app = typer.Typer(help="Great Expectations quality gates per layer, and their Data Docs.",
                   no_args_is_help=True)
+
+
+PROJECT_DIR_HELP = "GE project root holding gx/ (default: expectations/ in the repository)."
 
 
 class Layer(StrEnum):
@@ -45,6 +49,7 @@ def check(
     show_all: bool = typer.Option(False, "--all", help="Also list the expectations that passed."),
     alert: bool = typer.Option(True, "--alert/--no-alert",
                                help="Publish an alert to the alerts topic when the gate fails."),
+    project_dir: Path = typer.Option(None, "--project-dir", help=PROJECT_DIR_HELP),
 ) -> None:
     """Run the layer's checkpoint; exit 1 (naming each failed expectation) when it fails."""
     day = parse_logical_date(logical_date)
@@ -52,7 +57,7 @@ def check(
     with console.status(f"validating {layer.value} for {day} ..."):
         from expectations.gate import run_gate
 
-        result = run_gate(settings, layer.value, day, publish=alert)
+        result = run_gate(settings, layer.value, day, publish=alert, project_root=project_dir)
     for outcome in result.outcomes if show_all else result.failed:
         style = "green" if outcome.success else "red"
         console.print(outcome.line(), style=style, markup=False, highlight=False)
@@ -68,11 +73,13 @@ def check(
 
 
 @app.command("docs")
-def docs() -> None:
+def docs(
+    project_dir: Path = typer.Option(None, "--project-dir", help=PROJECT_DIR_HELP),
+) -> None:
     """Build the static Data Docs site (suites and stored results) and print its path."""
     from expectations.gate import build_data_docs
 
     settings = load_settings()
     with console.status("building Data Docs ..."):
-        path = build_data_docs(settings)
+        path = build_data_docs(settings, project_dir)
     print(path)

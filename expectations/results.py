@@ -53,16 +53,18 @@ class Outcome:
         """What was found, in a few words."""
         if self.error:
             return f"error: {self.error}"
-        if self.unexpected_count is not None and self.element_count is not None \
-                and self.expectation_type != "unexpected_rows_expectation":
-            pct = f" ({self.unexpected_percent:.4g}%)" if self.unexpected_percent else ""
-            sample = f", e.g. {self.sample}" if self.sample else ""
+        if self.expectation_type == "unexpected_rows_expectation":
+            rows = self.observed_value
+            if isinstance(rows, int):
+                return f"{rows:,} unexpected row{'' if rows == 1 else 's'}"
+            return f"observed {rows}"
+        if self.unexpected_count is not None and self.element_count is not None:
+            pct = f" ({self.unexpected_percent:.3g}%)" if self.unexpected_percent else ""
+            examples = _distinct(self.sample)
+            sample = f", e.g. {', '.join(map(repr, examples))}" if examples else ""
             return (f"{self.unexpected_count:,} of {self.element_count:,} rows "
                     f"unexpected{pct}{sample}")
-        if self.expectation_type == "unexpected_rows_expectation":
-            return f"{self.observed_value:,} unexpected rows" if isinstance(
-                self.observed_value, int) else f"observed {self.observed_value}"
-        return f"observed {self.observed_value}{_bounds(self.kwargs)}"
+        return f"observed {jsonable(self.observed_value)}{_bounds(self.kwargs)}"
 
     def line(self) -> str:
         """One readable line naming the suite, the expectation and what was found."""
@@ -81,6 +83,15 @@ class Outcome:
             "observed_value": jsonable(self.observed_value),
             "detail": self.detail(),
         }
+
+
+def _distinct(values: list[Any]) -> list[Any]:
+    """Non-null values in first-seen order, each once."""
+    seen: list[Any] = []
+    for value in values:
+        if value is not None and value not in seen:
+            seen.append(value)
+    return seen
 
 
 def _bounds(kwargs: dict[str, Any]) -> str:
