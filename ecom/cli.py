@@ -11,6 +11,7 @@ from rich.table import Table
 from ecom.config import Settings, load_settings
 from ecom.errors import UserError
 from expectations.cli import app as quality_app
+from ingestion.cli import app as ingest_app
 from simulator.cli import app as simulate_app
 
 console = Console()
@@ -29,6 +30,7 @@ app.add_typer(stack_app, name="stack")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(warehouse_app, name="warehouse")
 app.add_typer(simulate_app, name="simulate")
+app.add_typer(ingest_app, name="ingest")
 app.add_typer(quality_app, name="quality")
 
 

@@ -193,6 +193,7 @@ class KafkaStreamReader(_ClientMixin, DataSourceStreamReader, SupportsTriggerAva
         self.split_rows = int(options.get("split_rows", str(DEFAULT_SPLIT_ROWS)))
         self._target: Offsets | None = None
         self._partitions: list[int] | None = None
+        self._last_ends: Offsets | None = None
 
     def _log_ends(self) -> Offsets:
         client = self.client()
@@ -219,6 +220,7 @@ class KafkaStreamReader(_ClientMixin, DataSourceStreamReader, SupportsTriggerAva
 
     def latestOffset(self, start: Offsets, limit: ReadLimit) -> Offsets:
         ends = self._log_ends()
+        self._last_ends = dict(ends)
         check_not_ahead(self.topic, start, {int(k): v for k, v in ends.items()},
                         self.options.get("reset_hint", "restart with --reset-checkpoint"))
         if self._target is not None:
@@ -230,7 +232,8 @@ class KafkaStreamReader(_ClientMixin, DataSourceStreamReader, SupportsTriggerAva
         return ends
 
     def reportLatestOffset(self) -> Offsets | None:
-        return None
+        """The log ends seen last (Spark shows them as `latestOffset`: lag = latest - end)."""
+        return self._last_ends
 
     def partitions(self, start: Offsets, end: Offsets) -> Sequence[KafkaRange]:
         return split_ranges(self.topic, start, end, self.split_rows)

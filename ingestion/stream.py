@@ -1,0 +1,418 @@
+"""`ecom ingest stream`: two Spark Structured Streaming queries in one driver.
+
+1. `events`: topic `ecommerce-events` -> `foreachBatch`: validate, land exactly once in
+   PostgreSQL (`ingestion.sink`), then publish the landed events to `processed-events`.
+2. `windows`: topic `processed-events` -> watermark + 5-minute windows (update mode) ->
+   `foreachBatch`: recompute the touched windows in `raw.realtime_metrics`
+   (`ingestion.windows`).
+
+Offsets live in Spark checkpoints under `<data dir>/checkpoints/ingest/`; the sink's ledger
+key is a name stored next to them (`identity.json`), so a reset checkpoint starts a new
+ledger lane instead of colliding with old batch ids.
+
+Runs until SIGINT/SIGTERM, stopping between batches (a batch in flight finishes or is rolled
+back as a whole; a hard kill is safe too, that is what the crash test does). With
+`--available-now` it drains what the topic holds when it starts, then the windows catch up,
+then it exits (Trigger.AvailableNow, supported by the Python source).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ecom.config import Settings
+from ecom.db import connect
+from ecom.errors import UserError
+from ingestion.kafka_client import make_client
+from ingestion.kafka_source import FORMAT, check_not_ahead
+from ingestion.progress import batch_line, lag, parse_offsets
+from ingestion.publish import Publisher
+from ingestion.sink import BatchResult, arrow_chunks, land_batch
+from ingestion.windows import upsert_windows, window_stream
+
+RESET_HINT = "`ecom ingest stream --reset-checkpoint` (re-reads the topic from its start)."
+
+
+class StopRequested(Exception):
+    """Raised inside foreachBatch when a stop was requested: the batch is not committed."""
+
+
+@dataclass(frozen=True)
+class StreamPaths:
+    root: Path
+
+    @property
+    def events(self) -> Path:
+        return self.root / "events"
+
+    @property
+    def windows(self) -> Path:
+        return self.root / "windows"
+
+    @property
+    def identity(self) -> Path:
+        return self.root / "identity.json"
+
+
+def stream_paths(settings: Settings) -> StreamPaths:
+    return StreamPaths(settings.checkpoint_dir / "ingest")
+
+
+def ledger_name(paths: StreamPaths) -> str:
+    """The ledger's query_name for this checkpoint (created with it, removed with it)."""
+    if paths.identity.is_file():
+        return json.loads(paths.identity.read_text())["query_name"]
+    paths.root.mkdir(parents=True, exist_ok=True)
+    name = f"stream-{uuid.uuid4().hex[:12]}"
+    paths.identity.write_text(json.dumps({"query_name": name, "created_at": time.time()}) + "\n")
+    return name
+
+
+def reset_checkpoint(settings: Settings) -> bool:
+    """Forget the stream's position (both queries). True if there was one."""
+    root = stream_paths(settings).root
+    if not root.exists():
+        return False
+    shutil.rmtree(root)
+    return True
+
+
+def committed_offsets(checkpoint: Path) -> dict[str, int] | None:
+    """End offsets of the last batch Spark committed in this checkpoint (None if none)."""
+    commits = checkpoint / "commits"
+    if not commits.is_dir():
+        return None
+    done = sorted((int(p.name) for p in commits.iterdir() if p.name.isdigit()), reverse=True)
+    for batch in done:
+        offsets_file = checkpoint / "offsets" / str(batch)
+        if offsets_file.is_file():
+            lines = offsets_file.read_text().strip().splitlines()
+            return parse_offsets(lines[-1])
+    return None
+
+
+def planned_offsets(checkpoint: Path) -> dict[str, int] | None:
+    """End offsets of the newest batch Spark planned (committed or not)."""
+    folder = checkpoint / "offsets"
+    if not folder.is_dir():
+        return None
+    batches = sorted((int(p.name) for p in folder.iterdir() if p.name.isdigit()), reverse=True)
+    if not batches:
+        return None
+    return parse_offsets((folder / str(batches[0])).read_text().strip().splitlines()[-1])
+
+
+def preflight(settings: Settings, paths: StreamPaths) -> None:
+    """Fail fast, before Spark starts, if a checkpoint is ahead of its topic's log end."""
+    client = make_client(settings.kafka_bootstrap_servers, settings.kafka_client)
+    try:
+        for checkpoint, topic in ((paths.events, settings.topic_events),
+                                  (paths.windows, settings.topic_processed)):
+            planned = planned_offsets(checkpoint)
+            if not planned:
+                continue
+            ends = client.log_ends(topic, client.partitions(topic))
+            check_not_ahead(topic, planned, ends, RESET_HINT)
+    finally:
+        client.close()
+
+
+def source_stream(spark: Any, settings: Settings, topic: str, max_rows: int) -> Any:
+    """The raw Kafka stream (topic, partition, offset, timestamp, key, value)."""
+    if settings.kafka_source == "native":
+        from ingestion.native import read_stream
+
+        return read_stream(spark, settings, topic)
+    if settings.kafka_source != "python":
+        raise UserError(
+            f"Unknown ECOM_KAFKA_SOURCE {settings.kafka_source!r}: use 'python' or 'native'.")
+    return (
+        spark.readStream.format(FORMAT)
+        .option("bootstrap", settings.kafka_bootstrap_servers)
+        .option("topic", topic)
+        .option("client", settings.kafka_client)
+        .option("max_rows_per_batch", str(max_rows))
+        .option("starting_offsets", "earliest")
+        .option("reset_hint", RESET_HINT)
+        .load()
+    )
+
+
+_ERROR_PATTERN = re.compile(
+    r"(?:UserError|OffsetsReusedError): (.+?)(?:\n\s*\n|\n\s*at |\n\tat |\nJVM stacktrace|$)",
+    re.S,
+)
+
+
+def explain_failure(text: str) -> str | None:
+    """The UserError message buried in a StreamingQueryException's text, if any."""
+    found = _ERROR_PATTERN.findall(text)
+    return " ".join(found[-1].split()) if found else None
+
+
+@dataclass
+class StreamStats:
+    batches: int = 0
+    rows: int = 0
+    valid: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    window_keys: int = 0
+    seconds: float = 0.0
+    results: dict[int, tuple[BatchResult, float]] = field(default_factory=dict)
+
+
+class IngestJob:
+    """Owns the Spark session's two queries, the database connections and the publisher."""
+
+    def __init__(self, settings: Settings, spark: Any, *, log: Callable[[str], None] = print,
+                 max_rows: int | None = None, publish: bool = True) -> None:
+        self.settings = settings
+        self.spark = spark
+        self.log = log
+        self.max_rows = max_rows or settings.max_rows_per_batch
+        self.paths = stream_paths(settings)
+        self.query_name = ledger_name(self.paths)
+        self.publisher = Publisher(settings) if publish else None
+        self.stats = StreamStats()
+        self._batch_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._failure: BaseException | None = None
+        self._conns: dict[str, Any] = {}
+        self.queries: dict[str, Any] = {}
+        self._listener: Any = None
+
+    # ---- database connections (one per role of use, reopened if broken) ----------------
+    def _conn(self, name: str, autocommit: bool = False) -> Any:
+        conn = self._conns.get(name)
+        if conn is None or conn.closed:
+            conn = connect(self.settings, "loader", autocommit=autocommit)
+            self._conns[name] = conn
+        return conn
+
+    # ---- foreachBatch callbacks --------------------------------------------------------
+    def land(self, df: Any, batch_id: int) -> None:
+        """foreachBatch of the events query."""
+        with self._batch_lock:
+            if self._stopping.is_set():
+                raise StopRequested("stop requested")
+            started = time.perf_counter()
+            try:
+                table = df.toArrow()
+                result = land_batch(self._conn("tx"), self._conn("check", autocommit=True),
+                                    self.query_name, batch_id, arrow_chunks(table))
+                if self.publisher is not None and result.landed:
+                    self.publisher.publish(result.landed)
+            except BaseException as exc:
+                self._failure = exc  # land_batch rolled back: nothing of it is visible
+                raise
+            seconds = time.perf_counter() - started
+            result.landed = []  # free memory; counts stay
+            stats = self.stats
+            stats.batches += 1
+            stats.rows += result.rows_read
+            stats.valid += result.valid
+            stats.rejected += result.rejected
+            stats.duplicates += result.duplicates
+            stats.seconds += seconds
+            stats.results[batch_id] = (result, seconds)
+
+    def update_windows(self, df: Any, batch_id: int) -> None:
+        """foreachBatch of the windows query."""
+        with self._batch_lock:
+            if self._stopping.is_set():
+                raise StopRequested("stop requested")
+            try:
+                table = df.toArrow()
+                keys = list(zip(table.column("window_start").to_pylist(),
+                                table.column("event_type").to_pylist(),
+                                table.column("category").to_pylist(), strict=True))
+                self.stats.window_keys += upsert_windows(self._conn("windows"), keys)
+            except BaseException as exc:
+                self._failure = exc
+                raise
+
+    # ---- queries -----------------------------------------------------------------------
+    def _trigger(self, available_now: bool) -> dict[str, Any]:
+        if available_now:
+            return {"availableNow": True}
+        return {"processingTime": f"{self.settings.trigger_seconds} seconds"}
+
+    def start_events(self, available_now: bool) -> Any:
+        stream = source_stream(self.spark, self.settings, self.settings.topic_events,
+                               self.max_rows)
+        query = (
+            stream.writeStream.queryName("events")
+            .foreachBatch(self.land)
+            .option("checkpointLocation", str(self.paths.events))
+            .trigger(**self._trigger(available_now))
+            .start()
+        )
+        self.queries["events"] = query
+        return query
+
+    def start_windows(self, available_now: bool) -> Any:
+        stream = source_stream(self.spark, self.settings, self.settings.topic_processed,
+                               self.max_rows)
+        keys = window_stream(self.spark, stream, self.settings.watermark_minutes)
+        query = (
+            keys.writeStream.queryName("windows")
+            .outputMode("update")
+            .foreachBatch(self.update_windows)
+            .option("checkpointLocation", str(self.paths.windows))
+            .trigger(**self._trigger(available_now))
+            .start()
+        )
+        self.queries["windows"] = query
+        return query
+
+    def _listen(self) -> None:
+        from pyspark.sql.streaming import StreamingQueryListener
+
+        job = self
+
+        class Progress(StreamingQueryListener):
+            def onQueryStarted(self, event: Any) -> None:
+                pass
+
+            def onQueryProgress(self, event: Any) -> None:
+                progress = event.progress
+                if progress.name != "events" or not progress.sources:
+                    return
+                entry = job.stats.results.pop(progress.batchId, None)
+                if entry is None:
+                    return
+                result, seconds = entry
+                source = progress.sources[0]
+                end = parse_offsets(source.endOffset)
+                latest = parse_offsets(getattr(source, "latestOffset", None)) or end
+                job.log(batch_line(result, seconds, lag(latest, end)))
+
+            def onQueryIdle(self, event: Any) -> None:
+                pass
+
+            def onQueryTerminated(self, event: Any) -> None:
+                pass
+
+        self._listener = Progress()
+        self.spark.streams.addListener(self._listener)
+
+    # ---- running and stopping ----------------------------------------------------------
+    def request_stop(self) -> None:
+        """Stop between batches: wait for the batch in flight, then stop the queries."""
+        self._stopping.set()
+
+    def _stop_all(self) -> None:
+        self._stopping.set()
+        with self._batch_lock:  # no batch is landing while we stop
+            for query in self.queries.values():
+                if query.isActive:
+                    query.stop()
+
+    def _wait(self, queries: list[Any]) -> None:
+        """Wait until the queries end (or a stop is requested); raise their failure."""
+        while True:
+            if self._stopping.is_set():
+                self._stop_all()
+                return
+            for query in queries:
+                if not query.isActive:
+                    self._raise_failure(query)
+            if all(not q.isActive for q in queries):
+                return
+            queries[0].awaitTermination(0.5)
+
+    def _raise_failure(self, query: Any) -> None:
+        exc = query.exception()
+        if exc is None:
+            return
+        if isinstance(self._failure, StopRequested) or self._stopping.is_set():
+            return
+        if isinstance(self._failure, UserError):
+            raise self._failure
+        text = str(exc)
+        message = explain_failure(text) or explain_failure(getattr(exc, "desc", "") or "")
+        for other in self.queries.values():
+            if other.isActive:
+                other.stop()
+        if message:
+            raise UserError(message)
+        raise UserError(f"The {query.name} query failed: {text.strip().splitlines()[0][:500]} "
+                        "(run with --verbose for details).") from exc
+
+    def run(self, available_now: bool = False) -> StreamStats:
+        self._listen()
+        try:
+            if available_now:
+                self._wait([self.start_events(available_now=True)])
+                if not self._stopping.is_set():
+                    self._wait([self.start_windows(available_now=True)])
+            else:
+                self._wait([self.start_events(False), self.start_windows(False)])
+        finally:
+            self.close()
+        return self.stats
+
+    def close(self) -> None:
+        for query in self.queries.values():
+            if query.isActive:
+                query.stop()
+        if self._listener is not None:
+            self.spark.streams.removeListener(self._listener)
+            self._listener = None
+        if self.publisher is not None:
+            self.publisher.close()
+        for conn in self._conns.values():
+            if not conn.closed:
+                conn.close()
+        self._conns.clear()
+
+
+def run_stream(settings: Settings, *, available_now: bool = False, reset: bool = False,
+               max_rows: int | None = None, log: Callable[[str], None] = print,
+               spark: Any = None) -> StreamStats:
+    """The `ecom ingest stream` command: preflight, Spark, two queries, signals."""
+    from ingestion.spark import build_session
+
+    if reset and reset_checkpoint(settings):
+        log("checkpoint reset: the stream starts again from the topic's earliest offsets")
+    paths = stream_paths(settings)
+    preflight(settings, paths)
+    own_session = spark is None
+    spark = spark or build_session(settings, "ecom-ingest-stream")
+    job = IngestJob(settings, spark, log=log, max_rows=max_rows)
+    mode = "until caught up" if available_now else "until stopped (Ctrl-C)"
+    log(f"ingesting {settings.topic_events} -> raw.raw_events / raw.rejected_events "
+        f"(ledger {job.query_name}), {mode}")
+    previous = {}
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        log(f"{signal.Signals(signum).name}: stopping after the batch in flight")
+        job.request_stop()
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, _on_signal)
+    started = time.perf_counter()
+    try:
+        stats = job.run(available_now=available_now)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if own_session:
+            spark.stop()
+    elapsed = time.perf_counter() - started
+    log(f"done: {stats.batches} batches, {stats.rows:,} rows read, {stats.valid:,} landed, "
+        f"{stats.rejected:,} rejected ({stats.duplicates:,} duplicates), "
+        f"{stats.window_keys:,} window rows updated in {elapsed:.1f} s")
+    return stats
