@@ -301,12 +301,23 @@ def wall_clock_ms() -> int:
 
 # ---- running a stream through a sink ----------------------------------------------------
 
+#: How long the final flush waits for outstanding deliveries (longer than the producers'
+#: 120 s delivery timeout), or only this long once the sink reported a problem.
+DELIVERY_FLUSH_S = 150.0
+BROKEN_FLUSH_S = 10.0
+
+
 @dataclass
 class RunResult:
-    """What `pump` did: messages sent, whether it was interrupted, the stream digest."""
+    """What `pump` did: messages sent, why it stopped early (if it did), the stream digest.
+
+    `stream_sha256` is the sha256 of every value sent, each followed by a newline: for a
+    file sink, the digest of the file.
+    """
 
     sent: int = 0
     interrupted: bool = False
+    aborted: str | None = None
     stream_sha256: str = ""
     elapsed_s: float = 0.0
 
@@ -316,7 +327,9 @@ def pump(messages: Iterator[Message], sink: Sink, *, rate: float | None = None,
          on_progress: Callable[[int], None] | None = None) -> RunResult:
     """Send every message (paced to `rate`/s for `duration_s` if given), then flush.
 
-    Ctrl-C stops sending and still flushes, so what was sent is accounted for.
+    Ctrl-C stops sending and still flushes, so what was sent is accounted for; so does a
+    sink problem (a failed delivery, an unreachable broker), checked every few thousand
+    messages in backfill and every tick in live mode.
     """
     digest = hashlib.sha256()
     update, send = digest.update, sink.send
@@ -329,10 +342,13 @@ def pump(messages: Iterator[Message], sink: Sink, *, rate: float | None = None,
                 update(value + b"\n")
                 send(key, value, rec)
                 sent += 1
-                if not sent & 4095 and on_progress is not None:
-                    on_progress(sent)
+                if not sent & 4095:
+                    if on_progress is not None:
+                        on_progress(sent)
+                    if sink.problem:
+                        break
         else:
-            while True:
+            while not sink.problem:
                 elapsed = time.monotonic() - started
                 if duration_s is not None and elapsed >= duration_s:
                     break
@@ -350,14 +366,12 @@ def pump(messages: Iterator[Message], sink: Sink, *, rate: float | None = None,
         result.interrupted = True
     result.sent = sent
     result.stream_sha256 = digest.hexdigest()
-    sink.flush(DELIVERY_FLUSH_S)
+    sink.flush(BROKEN_FLUSH_S if sink.problem else DELIVERY_FLUSH_S)
+    result.aborted = sink.problem
     result.elapsed_s = time.monotonic() - started
     if on_progress is not None:
         on_progress(sent)
     return result
-
-
-DELIVERY_FLUSH_S = 150.0
 
 
 def catalog_for(cfg: SimulationConfig) -> Catalog:
@@ -393,8 +407,8 @@ def simulate(cfg: SimulationConfig, plan: BackfillPlan | LivePlan, sink: Sink, t
              now_ms: Callable[[], int] = wall_clock_ms) -> Manifest | None:
     """Run one simulation into `sink`; write the manifest (if a path is given) and return it.
 
-    Raises UserError when any message was not acknowledged (after writing the manifest,
-    which counts only what was acknowledged).
+    Raises UserError when a message was not acknowledged or the sink gave up (after
+    writing the manifest with status "failed", which counts only what was acknowledged).
     """
     cfg.validate()
     catalog = catalog or catalog_for(cfg)
@@ -409,7 +423,7 @@ def simulate(cfg: SimulationConfig, plan: BackfillPlan | LivePlan, sink: Sink, t
                       duration_s=plan.duration_s, on_progress=on_progress)
         mode = "live"
     sink.close()
-    if tally.failed:
+    if tally.failed or result.aborted:
         status = "failed"
     elif result.interrupted and mode == "backfill":
         status = "interrupted"
@@ -423,13 +437,14 @@ def simulate(cfg: SimulationConfig, plan: BackfillPlan | LivePlan, sink: Sink, t
             started_at=started_at.isoformat(timespec="milliseconds"),
             finished_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
             elapsed_seconds=result.elapsed_s, stream_sha256=result.stream_sha256)
-    if tally.failed:
+    if status == "failed":
         where = f" The manifest {manifest_path} counts only the acknowledged ones." \
             if manifest_path else ""
-        raise UserError(
-            f"{tally.failed} of {result.sent} messages were not acknowledged by the destination "
-            f"(first error: {tally.first_error}).{where} Check the broker, then re-run with a "
-            "new --seed.")
+        cause = result.aborted or f"first error: {tally.first_error}"
+        what = (f"{tally.failed} of {result.sent} messages were not acknowledged by the "
+                f"destination ({cause})." if tally.failed else
+                f"Stopped early after {result.sent} messages ({cause}).")
+        raise UserError(f"{what}{where} Check the broker, then re-run with a new --seed.")
     return manifest
 
 

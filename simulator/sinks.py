@@ -8,15 +8,21 @@ drained in order), never by waiting on each message.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from contextlib import suppress
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
+from confluent_kafka import KafkaError, KafkaException, Producer
+
 from ecom.config import Settings
 from ecom.errors import UserError
 from simulator.manifest import Tally
+
+_LIBRDKAFKA_LOG = logging.getLogger("simulator.librdkafka")
+_LIBRDKAFKA_LOG.addHandler(logging.NullHandler())
 
 KAFKA_CLIENTS = ("confluent", "kafka-python")
 #: Default compression per client (kafka-python would need the extra `lz4` package for lz4).
@@ -28,6 +34,9 @@ DELIVERY_TIMEOUT_MS = 120_000
 
 class Sink(Protocol):
     """Destination of the message stream."""
+
+    #: why the sink cannot go on (failed deliveries, broker unreachable), else None
+    problem: str | None
 
     def describe(self) -> dict[str, Any]: ...
     def send(self, key: bytes, value: bytes, rec: tuple) -> None: ...
@@ -41,13 +50,12 @@ class ConfluentSink:
 
     def __init__(self, bootstrap: str, topic: str, tally: Tally,
                  compression: str | None = None) -> None:
-        from confluent_kafka import Producer
-
         self._topic = topic
         self._tally = tally
         self._compression = compression or DEFAULT_COMPRESSION["confluent"]
         self._bootstrap = bootstrap
         self._last_error: str | None = None
+        self.problem: str | None = None  # see Sink.problem
         self._producer = Producer({
             "bootstrap.servers": bootstrap,
             "client.id": "ecom-simulator",
@@ -61,6 +69,9 @@ class ConfluentSink:
             # same key -> partition mapping as kafka-python and the Java client
             "partitioner": "murmur2_random",
             "error_cb": self._on_error,
+            # librdkafka's own log lines go to logging (silent unless the app configures it);
+            # what matters reaches the user through error_cb and the delivery reports
+            "logger": _LIBRDKAFKA_LOG,
         })
         self._produce = self._producer.produce
         self._sent = 0
@@ -69,27 +80,33 @@ class ConfluentSink:
         return {"kind": "kafka", "client": "confluent", "topic": self._topic,
                 "bootstrap": self._bootstrap, "compression": self._compression}
 
-    def _on_error(self, err: object) -> None:
-        self._last_error = str(err)
+    def _on_error(self, err: KafkaError) -> None:
+        self._last_error = err.str()
+        if err.fatal() or err.code() == KafkaError._ALL_BROKERS_DOWN:
+            self.problem = self.problem or f"Kafka client error: {self._last_error}"
 
-    def _delivered(self, rec: tuple, err: object, _msg: object) -> None:
+    def _delivered(self, rec: tuple, err: KafkaError | None, _msg: object) -> None:
         if err is None:
             self._tally.ack(rec)
         else:
-            self._tally.fail(rec, err)
+            self._tally.fail(rec, err.str())
+            self.problem = self.problem or f"delivery failed: {err.str()}"
 
     def send(self, key: bytes, value: bytes, rec: tuple) -> None:
         callback = partial(self._delivered, rec)
-        try:
-            self._produce(self._topic, value, key, on_delivery=callback)
-        except BufferError:  # local queue full: serve deliveries until there is room
-            while True:
+        while True:
+            try:
+                self._produce(self._topic, value, key, on_delivery=callback)
+                break
+            except BufferError:  # local queue full: serve deliveries until there is room
                 self._producer.poll(0.05)
-                try:
-                    self._produce(self._topic, value, key, on_delivery=callback)
-                    break
-                except BufferError:
-                    continue
+                if self.problem:
+                    self._tally.fail(rec, self.problem)
+                    return
+            except KafkaException as exc:
+                self._tally.fail(rec, exc)
+                self.problem = self.problem or f"produce failed: {exc}"
+                return
         self._sent += 1
         if not self._sent & 1023:
             self._producer.poll(0)
@@ -102,8 +119,9 @@ class ConfluentSink:
             # still undelivered: drop them so their callbacks report failure
             self._producer.purge()
             self._producer.flush(5)
-            if self._tally.first_error and self._last_error:
-                self._tally.first_error += f" (client error: {self._last_error})"
+            if self.problem is None:
+                self.problem = f"not delivered within {timeout_s:.0f} s" + (
+                    f" (last client error: {self._last_error})" if self._last_error else "")
 
     def close(self) -> None:
         self._producer.flush(0)
@@ -140,13 +158,21 @@ class KafkaPythonSink:
         self._send = self._producer.send
         self._pending: deque[tuple[Any, tuple]] = deque()
         self._sent = 0
+        self.problem: str | None = None
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "kafka", "client": "kafka-python", "topic": self._topic,
                 "bootstrap": self._bootstrap, "compression": self._compression}
 
     def send(self, key: bytes, value: bytes, rec: tuple) -> None:
-        self._pending.append((self._send(self._topic, value=value, key=key), rec))
+        from kafka.errors import KafkaError
+
+        try:
+            self._pending.append((self._send(self._topic, value=value, key=key), rec))
+        except KafkaError as exc:  # e.g. no metadata within max_block_ms: broker gone
+            self._tally.fail(rec, exc)
+            self.problem = self.problem or f"send failed: {exc}"
+            return
         self._sent += 1
         if not self._sent & 1023:
             self._drain()
@@ -160,6 +186,7 @@ class KafkaPythonSink:
                 tally.ack(rec)
             else:
                 tally.fail(rec, future.exception)
+                self.problem = self.problem or f"delivery failed: {future.exception}"
 
     def poll(self) -> None:
         self._drain()
@@ -184,6 +211,8 @@ class KafkaPythonSink:
 
 class FileSink:
     """JSONL file: one message value per line (keys are not written)."""
+
+    problem: str | None = None
 
     def __init__(self, path: Path, tally: Tally) -> None:
         self._path = path
@@ -218,6 +247,8 @@ class FileSink:
 
 class DiscardSink:
     """Acknowledges and drops everything: measures generation speed alone."""
+
+    problem: str | None = None
 
     def __init__(self, tally: Tally) -> None:
         self._ack = tally.ack

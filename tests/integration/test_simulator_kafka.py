@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
 from collections import Counter
@@ -12,12 +13,12 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from kafka.admin import NewTopic
 
-from ecom.config import Settings
+from ecom.config import REPO_ROOT, Settings
 from ecom.events import RejectReason
 from ecom.kafka_admin import admin_client, topic_partitions
 from ingestion.validation import Reject, validate
 from simulator.manifest import Manifest, load_manifest
-from tests.conftest import run_ecom
+from tests.conftest import ECOM, run_ecom
 
 pytestmark = pytest.mark.integration
 
@@ -149,3 +150,43 @@ def test_unreachable_broker_is_a_clear_error(stack: Settings) -> None:
                     "--no-progress", check=False, timeout=120)
     assert proc.returncode == 2
     assert "Cannot reach Kafka" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_broker_dying_mid_run_fails_loudly_with_a_truthful_manifest(
+        stack: Settings, tmp_path: Path) -> None:
+    """A private broker is stopped while a long backfill produces: the run stops, exits 2
+    with one clear sentence, and its manifest says failed and counts only acknowledged."""
+    from ecom.stack import broker
+    from ecom.stack.ports import free_port
+
+    doomed = replace(stack, data_dir=tmp_path / "doomed",
+                     kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")
+    broker.start(doomed)
+    try:
+        topic = _new_topic(doomed)
+        manifest_path = tmp_path / "doomed.json"
+        proc = subprocess.Popen(
+            [*ECOM, "simulate", "backfill", "--days", "30", "--events-per-day", "200000",
+             "--end-date", "2026-03-01", "--seed", "4", "--topic", topic, "--manifest",
+             str(manifest_path), "--no-progress"],
+            cwd=REPO_ROOT, env=doomed.subprocess_env(), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        consumer = Consumer({"bootstrap.servers": doomed.kafka_bootstrap_servers,
+                             "group.id": "sim-doomed"})
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=5)
+            if high > 10_000:
+                break
+            time.sleep(0.2)
+        consumer.close()
+    finally:
+        broker.stop(doomed)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 2, stderr
+    assert "Traceback" not in stderr
+    assert "not acknowledged" in stderr or "Stopped early" in stderr
+    manifest = load_manifest(manifest_path)
+    assert manifest.status == "failed"
+    assert 0 < manifest.messages_acknowledged < 30 * 150_000
+    assert manifest.valid_events == len(manifest.event_ids())
