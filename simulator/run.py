@@ -28,7 +28,7 @@ from typing import Any
 from ecom.errors import UserError
 from ecom.events import BadClass
 from simulator.bad_events import Injector
-from simulator.catalog import Catalog, build_catalog
+from simulator.catalog import Catalog, User, build_catalog
 from simulator.encode import encode_event, format_ts, new_uuid
 from simulator.manifest import (
     VALID,
@@ -38,7 +38,7 @@ from simulator.manifest import (
     valid_record,
     write_manifest,
 )
-from simulator.sessions import FunnelParams, simulate_session
+from simulator.sessions import FunnelParams, Step, simulate_session
 from simulator.sinks import Sink
 from simulator.traffic import DAY_MS, HOUR_MS, day_target, hourly_targets
 
@@ -49,6 +49,8 @@ _EPOCH = date(1970, 1, 1)
 BACKFILL_FUTURE_DAYS = (400, 3650)
 #: ...and in live mode this far after the wall clock (a client clock running ahead).
 LIVE_FUTURE_MS = (HOUR_MS, 30 * DAY_MS)
+#: About what the default funnel gives; sizes the pool of concurrent live sessions.
+MEAN_EVENTS_PER_SESSION = 5
 
 
 @dataclass(frozen=True)
@@ -198,9 +200,11 @@ def backfill_messages(cfg: SimulationConfig, plan: BackfillPlan,
 
 
 class _LiveSession:
+    """A live session in progress: its steps and how far it got."""
+
     __slots__ = ("delay", "last_ts", "pos", "session_id", "steps", "user")
 
-    def __init__(self, user: Any, session_id: str, steps: list, delay: int) -> None:
+    def __init__(self, user: User, session_id: str, steps: list[Step], delay: int) -> None:
         self.user, self.session_id, self.steps, self.delay = user, session_id, steps, delay
         self.pos = 0
         self.last_ts = 0
@@ -213,7 +217,7 @@ def live_messages(cfg: SimulationConfig, plan: LivePlan, catalog: Catalog,
     rng = _rng(cfg.seed, "live")
     late_rng = _rng(cfg.seed, "late:live")
     funnel, late_rate = cfg.funnel, cfg.late_rate
-    concurrency = max(1, round(plan.rate * plan.session_span_s / 7))
+    concurrency = max(1, round(plan.rate * plan.session_span_s / MEAN_EVENTS_PER_SESSION))
     active: list[_LiveSession] = []
     while True:
         while len(active) < concurrency:
