@@ -236,6 +236,12 @@ def test_docs_site_and_lint(warehouse: Warehouse) -> None:
     assert {e.split(".")[-1] for e in manifest["exposures"]} >= {
         "ecommerce_analytics_pipeline", "business_kpi_dashboard"}
     assert (target / "index.html").exists()
+    undocumented = [
+        f"{node_id}.{column}" for node_id, node in catalog["nodes"].items()
+        if node_id.startswith("model.") for column in node["columns"]
+        if not manifest["nodes"][node_id]["columns"].get(column, {}).get("description")
+    ]
+    assert not undocumented
 
     lint = subprocess.run(
         [str(REPO_ROOT / ".venv/bin/sqlfluff"), "lint", "dbt_project/models"], cwd=REPO_ROOT,
