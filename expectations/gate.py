@@ -109,10 +109,7 @@ def _outcome(suite: str, validation: Any) -> Outcome:
     config = validation.expectation_config
     kwargs = {k: v for k, v in dict(config.kwargs).items() if k != "batch_id"}
     result = dict(validation.result or {})
-    info = validation.exception_info or {}
-    error = None
-    if info.get("raised_exception"):
-        error = first_line(Exception(info.get("exception_message") or "raised"))
+    error = _exception_message(validation.exception_info or {})
     observed = result.get("observed_value")
     unexpected = result.get("unexpected_count")
     if config.type == "unexpected_rows_expectation" and isinstance(observed, int):
@@ -131,6 +128,17 @@ def _outcome(suite: str, validation: Any) -> Outcome:
         sample=list(result.get("partial_unexpected_list") or [])[:5],
         error=error,
     )
+
+
+def _exception_message(info: dict[str, Any]) -> str | None:
+    """GE reports a failed metric as {raised_exception, exception_message}, possibly nested
+    per metric; the first message, if any expectation raised."""
+    if info.get("raised_exception"):
+        return first_line(Exception(info.get("exception_message") or "raised an exception"))
+    for value in info.values():
+        if isinstance(value, dict) and (message := _exception_message(value)):
+            return message
+    return None
 
 
 def data_docs_index(context: FileDataContext) -> str | None:

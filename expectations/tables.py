@@ -44,7 +44,7 @@ SESSION_START, SESSION_END = "session_started_at", "session_ended_at"
 #: product_analytics grain, counters (>= 0) and rates (in [0, 1])
 PRODUCT_ANALYTICS_GRAIN = ("event_date", "product_id")
 PRODUCT_ANALYTICS_COUNTS = (
-    "views",
+    "page_views",
     "cart_adds",
     "units_added_to_cart",
     "cart_removes",
