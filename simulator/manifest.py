@@ -11,6 +11,10 @@ Definitions used by every count (all days are UTC dates of `event_timestamp`):
 - revenue: sum(price * quantity) over purchase events, exact decimal strings;
 - orders: sessions with >= 1 purchase (one checkout per session); `orders_by_day` counts
   distinct sessions with a purchase timestamped that day;
+- distinct users/sessions by day: among the valid events timestamped that day;
+- `events_by_day_category_type`: category "(none)" for page views without a product;
+- `stream_sha256`: sha256 of every message value sent, each followed by a newline (for
+  `--output`, the digest of the file);
 - late events: valid events delivered hours or days after their event_timestamp.
 """
 
@@ -29,6 +33,9 @@ from simulator.catalog import price_text
 
 MANIFEST_VERSION = 1
 
+#: Category key for events without a product (home/search page views), as in
+#: raw.realtime_metrics.
+NO_CATEGORY = "(none)"
 #: Delivery record kinds (first element of the record tuple travelling with a message).
 VALID, BAD = 0, 1
 
@@ -48,12 +55,11 @@ class Tally:
     """Counts acknowledged deliveries; `failed` collects the ones the sink could not deliver."""
 
     def __init__(self) -> None:
-        self.by_day_type: dict[tuple[str, str], int] = {}
+        # per day: counts by (category, event_type), distinct user ids, distinct session ids
+        self.days: dict[str, tuple[dict[tuple[str | None, str], int], set[str], set[str]]] = {}
         self.revenue: dict[tuple[str, str], int] = {}
         self.units: dict[tuple[str, str], int] = {}
         self.order_days: set[tuple[str, str]] = set()
-        self.sessions: set[str] = set()
-        self.users: set[str] = set()
         self.event_ids: list[str] = []
         self.bad: dict[BadClass, int] = dict.fromkeys(BadClass, 0)
         self.late = 0
@@ -67,11 +73,15 @@ class Tally:
             self.bad[rec[1]] += 1
             return
         _, event_type, day, category, cents, quantity, event_id, session_id, user_id, late = rec
-        key = (day, event_type)
-        self.by_day_type[key] = self.by_day_type.get(key, 0) + 1
+        state = self.days.get(day)
+        if state is None:
+            state = self.days[day] = ({}, set(), set())
+        counts, users, sessions = state
+        key = (category, event_type)
+        counts[key] = counts.get(key, 0) + 1
+        users.add(user_id)
+        sessions.add(session_id)
         self.event_ids.append(event_id)
-        self.sessions.add(session_id)
-        self.users.add(user_id)
         if late:
             self.late += 1
         if event_type == "purchase":
@@ -104,6 +114,7 @@ class Manifest:
     events_by_type: dict[str, int]
     events_by_day: dict[str, int]
     events_by_day_type: dict[str, dict[str, int]]
+    events_by_day_category_type: dict[str, dict[str, dict[str, int]]]
     revenue_total: str
     revenue_by_day: dict[str, str]
     revenue_by_day_category: dict[str, dict[str, str]]
@@ -112,6 +123,8 @@ class Manifest:
     orders_by_day: dict[str, int]
     distinct_users: int
     distinct_sessions: int
+    distinct_users_by_day: dict[str, int]
+    distinct_sessions_by_day: dict[str, int]
     bad_events: int
     bad_events_by_class: dict[str, int]
     rejected_by_reason: dict[str, int]
@@ -157,6 +170,13 @@ def _nested(flat: Mapping[tuple[str, str], int]) -> dict[str, dict[str, int]]:
     return out
 
 
+def _count_by_day(pairs: set[tuple[str, str]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for day, _ in pairs:
+        out[day] = out.get(day, 0) + 1
+    return dict(sorted(out.items()))
+
+
 def build_manifest(tally: Tally, *, run_id: str, status: str, mode: str,
                    parameters: dict[str, Any], sink: dict[str, Any], started_at: str,
                    finished_at: str, elapsed_seconds: float, stream_sha256: str,
@@ -164,15 +184,19 @@ def build_manifest(tally: Tally, *, run_id: str, status: str, mode: str,
     """The manifest of a finished run from its tally (ids digest computed by the caller)."""
     by_type = dict.fromkeys(EVENT_TYPES, 0)
     by_day: dict[str, int] = {}
-    for (day, event_type), n in tally.by_day_type.items():
-        by_type[event_type] += n
-        by_day[day] = by_day.get(day, 0) + n
+    by_day_type: dict[tuple[str, str], int] = {}
+    by_day_category_type: dict[str, dict[str, dict[str, int]]] = {}
+    for day, (counts, _, _) in sorted(tally.days.items()):
+        per_category = by_day_category_type.setdefault(day, {})
+        for (category, event_type), n in sorted(counts.items(), key=lambda kv: (
+                kv[0][0] or "", EVENT_TYPES.index(kv[0][1]))):
+            by_type[event_type] += n
+            by_day[day] = by_day.get(day, 0) + n
+            by_day_type[(day, event_type)] = by_day_type.get((day, event_type), 0) + n
+            per_category.setdefault(category or NO_CATEGORY, {})[event_type] = n
     revenue_by_day: dict[str, int] = {}
     for (day, _), cents in tally.revenue.items():
         revenue_by_day[day] = revenue_by_day.get(day, 0) + cents
-    orders_by_day: dict[str, int] = {}
-    for day, _ in tally.order_days:
-        orders_by_day[day] = orders_by_day.get(day, 0) + 1
     bad = {cls.value: n for cls, n in tally.bad.items()}
     rejected = {EXPECTED_REASON[cls].value: n for cls, n in tally.bad.items()}
     return Manifest(
@@ -189,16 +213,19 @@ def build_manifest(tally: Tally, *, run_id: str, status: str, mode: str,
         valid_events=len(tally.event_ids),
         events_by_type=by_type,
         events_by_day=dict(sorted(by_day.items())),
-        events_by_day_type=_nested(tally.by_day_type),
+        events_by_day_type=_nested(by_day_type),
+        events_by_day_category_type=by_day_category_type,
         revenue_total=price_text(sum(tally.revenue.values())),
         revenue_by_day={d: price_text(c) for d, c in sorted(revenue_by_day.items())},
         revenue_by_day_category={d: {c: price_text(v) for c, v in cats.items()}
                                  for d, cats in _nested(tally.revenue).items()},
         units_by_day_category=_nested(tally.units),
         orders=len({session for _, session in tally.order_days}),
-        orders_by_day=dict(sorted(orders_by_day.items())),
-        distinct_users=len(tally.users),
-        distinct_sessions=len(tally.sessions),
+        orders_by_day=_count_by_day(tally.order_days),
+        distinct_users=len(set().union(*(users for _, users, _ in tally.days.values()))),
+        distinct_sessions=len(set().union(*(s for _, _, s in tally.days.values()))),
+        distinct_users_by_day={d: len(st[1]) for d, st in sorted(tally.days.items())},
+        distinct_sessions_by_day={d: len(st[2]) for d, st in sorted(tally.days.items())},
         bad_events=sum(bad.values()),
         bad_events_by_class=bad,
         rejected_by_reason=rejected,

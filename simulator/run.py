@@ -15,6 +15,7 @@ funnel, dates), not on the bad or late rates; bad messages come from their own R
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import heapq
 import random
@@ -340,6 +341,10 @@ def pump(messages: Iterator[Message], sink: Sink, *, rate: float | None = None,
     result = RunResult()
     started = time.monotonic()
     sent = 0
+    # Each message allocates a few tuples that live until delivered: with the default
+    # thresholds the young-generation collector runs every 700 allocations (~15% of the CPU).
+    thresholds = gc.get_threshold()
+    gc.set_threshold(100_000, 50, 100)
     try:
         if rate is None:
             for key, value, rec in messages:
@@ -368,6 +373,8 @@ def pump(messages: Iterator[Message], sink: Sink, *, rate: float | None = None,
                 time.sleep(min(0.01, max(0.0, (sent - rate * elapsed) / rate)))
     except KeyboardInterrupt:
         result.interrupted = True
+    finally:
+        gc.set_threshold(*thresholds)
     result.sent = sent
     result.stream_sha256 = digest.hexdigest()
     sink.flush(BROKEN_FLUSH_S if sink.problem else DELIVERY_FLUSH_S)

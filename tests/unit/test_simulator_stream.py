@@ -64,6 +64,8 @@ def _reconcile(lines: list[bytes], reference_ms: int) -> dict:
     """What an exact consumer of this stream would land, using ingestion's validator."""
     seen: set[str] = set()
     by_day_type: Counter = Counter()
+    by_day_category_type: Counter = Counter()
+    day_users, day_sessions = set(), set()
     revenue: Counter = Counter()
     orders: set = set()
     rejected: Counter = Counter()
@@ -79,12 +81,18 @@ def _reconcile(lines: list[bytes], reference_ms: int) -> dict:
         seen.add(result.event_id)
         day = result.event_timestamp.date().isoformat()
         by_day_type[(day, result.event_type)] += 1
+        by_day_category_type[(day, result.category or "(none)", result.event_type)] += 1
+        day_users.add((day, result.user_id))
+        day_sessions.add((day, result.session_id))
         users.add(result.user_id)
         sessions.add(result.session_id)
         if result.event_type == "purchase":
             revenue[(day, result.category)] += Decimal(str(result.price)) * result.quantity
             orders.add((day, result.session_id))
     return {"ids": sorted(seen), "by_day_type": by_day_type, "revenue": revenue,
+            "by_day_category_type": by_day_category_type,
+            "users_by_day": Counter(d for d, _ in day_users),
+            "sessions_by_day": Counter(d for d, _ in day_sessions),
             "orders": orders, "rejected": rejected, "users": users, "sessions": sessions}
 
 
@@ -104,6 +112,11 @@ def test_manifest_reconciles_exactly_with_the_stream(backfill_run) -> None:
     assert flat == dict(got["by_day_type"])
     assert sum(manifest.events_by_type.values()) == manifest.valid_events
     assert sum(manifest.events_by_day.values()) == manifest.valid_events
+    assert {(d, c, t): n for d, cats in manifest.events_by_day_category_type.items()
+            for c, types in cats.items() for t, n in types.items()} == \
+        dict(got["by_day_category_type"])
+    assert manifest.distinct_users_by_day == dict(got["users_by_day"])
+    assert manifest.distinct_sessions_by_day == dict(got["sessions_by_day"])
     assert set(manifest.events_by_day) <= {(plan.start_date + timedelta(days=i)).isoformat()
                                            for i in range(plan.days)}
     money = {(d, c): Decimal(v) for d, cats in manifest.revenue_by_day_category.items()
