@@ -18,7 +18,7 @@ app = typer.Typer(
 
 
 def _log(line: str) -> None:
-    console.print(line, soft_wrap=True, highlight=False)
+    console.print(line, soft_wrap=True, highlight=False, markup=False)
 
 
 @app.command()

@@ -168,8 +168,10 @@ class StreamStats:
     rejected: int = 0
     duplicates: int = 0
     window_keys: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # spent landing batches
+    phases: dict[str, float] = field(default_factory=dict)  # wall seconds per phase
     results: dict[int, tuple[BatchResult, float]] = field(default_factory=dict)
+    window_batches: dict[int, int] = field(default_factory=dict)
 
 
 class IngestJob:
@@ -209,10 +211,14 @@ class IngestJob:
             started = time.perf_counter()
             try:
                 table = df.toArrow()
+                spark_s = time.perf_counter() - started
                 result = land_batch(self._conn("tx"), self._conn("check", autocommit=True),
                                     self.query_name, batch_id, arrow_chunks(table))
+                result.timings["spark"] = spark_s
                 if self.publisher is not None and result.landed:
+                    t0 = time.perf_counter()
                     self.publisher.publish(result.landed)
+                    result.timings["publish"] = time.perf_counter() - t0
             except BaseException as exc:
                 self._failure = exc  # land_batch rolled back: nothing of it is visible
                 raise
@@ -237,7 +243,9 @@ class IngestJob:
                 keys = list(zip(table.column("window_start").to_pylist(),
                                 table.column("event_type").to_pylist(),
                                 table.column("category").to_pylist(), strict=True))
-                self.stats.window_keys += upsert_windows(self._conn("windows"), keys)
+                updated = upsert_windows(self._conn("windows"), keys)
+                self.stats.window_keys += updated
+                self.stats.window_batches[batch_id] = updated
             except BaseException as exc:
                 self._failure = exc
                 raise
@@ -287,6 +295,13 @@ class IngestJob:
 
             def onQueryProgress(self, event: Any) -> None:
                 progress = event.progress
+                if progress.name == "windows" and progress.numInputRows:
+                    keys = job.stats.window_batches.pop(progress.batchId, 0)
+                    watermark = (progress.eventTime or {}).get("watermark", "-")
+                    job.log(f"windows batch {progress.batchId}: {progress.numInputRows:,} "
+                            f"events, {keys:,} window rows recomputed, watermark {watermark}, "
+                            f"{progress.batchDuration / 1000:.2f} s")
+                    return
                 if progress.name != "events" or not progress.sources:
                     return
                 entry = job.stats.results.pop(progress.batchId, None)
@@ -296,7 +311,10 @@ class IngestJob:
                 source = progress.sources[0]
                 end = parse_offsets(source.endOffset)
                 latest = parse_offsets(getattr(source, "latestOffset", None)) or end
-                job.log(batch_line(result, seconds, lag(latest, end)))
+                line = batch_line(result, seconds, lag(latest, end))
+                if job.settings.verbose:
+                    line += " [" + " ".join(f"{k} {v:.2f}" for k, v in result.timings.items()) + "]"
+                job.log(line)
 
             def onQueryIdle(self, event: Any) -> None:
                 pass
@@ -354,9 +372,13 @@ class IngestJob:
         self._listen()
         try:
             if available_now:
+                t0 = time.perf_counter()
                 self._wait([self.start_events(available_now=True)])
+                t1 = time.perf_counter()
+                self.stats.phases["events"] = t1 - t0
                 if not self._stopping.is_set():
                     self._wait([self.start_windows(available_now=True)])
+                    self.stats.phases["windows"] = time.perf_counter() - t1
             else:
                 self._wait([self.start_events(False), self.start_windows(False)])
         finally:
@@ -389,7 +411,9 @@ def run_stream(settings: Settings, *, available_now: bool = False, reset: bool =
     paths = stream_paths(settings)
     preflight(settings, paths)
     own_session = spark is None
+    t0 = time.perf_counter()
     spark = spark or build_session(settings, "ecom-ingest-stream")
+    spark_start = time.perf_counter() - t0
     job = IngestJob(settings, spark, log=log, max_rows=max_rows)
     mode = "until caught up" if available_now else "until stopped (Ctrl-C)"
     log(f"ingesting {settings.topic_events} -> raw.raw_events / raw.rejected_events "
@@ -414,5 +438,7 @@ def run_stream(settings: Settings, *, available_now: bool = False, reset: bool =
     elapsed = time.perf_counter() - started
     log(f"done: {stats.batches} batches, {stats.rows:,} rows read, {stats.valid:,} landed, "
         f"{stats.rejected:,} rejected ({stats.duplicates:,} duplicates), "
-        f"{stats.window_keys:,} window rows updated in {elapsed:.1f} s")
+        f"{stats.window_keys:,} window rows updated in {elapsed:.1f} s ("
+        + ", ".join(f"{k} {v:.1f} s" for k, v in {"spark start": spark_start,
+                                                   **stats.phases}.items()) + ")")
     return stats

@@ -27,32 +27,54 @@ WINDOW_MINUTES = 5
 NO_CATEGORY = "(none)"
 WINDOWS_QUERY = "windows"
 
-#: Recompute the touched keys from raw.raw_events (%s: window starts, event types, categories)
+#: Recompute the touched keys from raw.raw_events (%s: window starts, event types, categories).
+#: Each touched window's rows are read once (index range scan on event_timestamp), grouped,
+#: and only the touched keys are written.
 UPSERT_SQL = f"""
 with touched (window_start, event_type, category) as (
     select distinct * from unnest(%s::timestamptz[], %s::text[], %s::text[])
+),
+
+spans as (
+    select distinct window_start from touched
+),
+
+counted as (
+    select
+        s.window_start,
+        r.event_type,
+        coalesce(r.category, '{NO_CATEGORY}') as category,
+        count(*) as events,
+        coalesce(sum(r.price * r.quantity) filter (where r.event_type = 'purchase'), 0)
+            as revenue,
+        count(distinct r.user_id) as unique_users,
+        count(distinct r.session_id) as unique_sessions
+    from spans as s
+    inner join raw.raw_events as r
+        on r.event_timestamp >= s.window_start
+        and r.event_timestamp < s.window_start + interval '{WINDOW_MINUTES} minutes'
+    group by s.window_start, r.event_type, coalesce(r.category, '{NO_CATEGORY}')
 )
+
 insert into raw.realtime_metrics (
     window_start, window_end, event_type, category, events, revenue, unique_users,
     unique_sessions, updated_at
 )
 select
-    t.window_start,
-    t.window_start + interval '{WINDOW_MINUTES} minutes',
-    t.event_type,
-    t.category,
-    count(*),
-    coalesce(sum(r.price * r.quantity) filter (where r.event_type = 'purchase'), 0),
-    count(distinct r.user_id),
-    count(distinct r.session_id),
+    c.window_start,
+    c.window_start + interval '{WINDOW_MINUTES} minutes',
+    c.event_type,
+    c.category,
+    c.events,
+    c.revenue,
+    c.unique_users,
+    c.unique_sessions,
     now()
-from touched as t
-inner join raw.raw_events as r
-    on r.event_timestamp >= t.window_start
-    and r.event_timestamp < t.window_start + interval '{WINDOW_MINUTES} minutes'
-    and r.event_type = t.event_type
-    and coalesce(r.category, '{NO_CATEGORY}') = t.category
-group by t.window_start, t.event_type, t.category
+from counted as c
+inner join touched as t
+    on c.window_start = t.window_start
+    and c.event_type = t.event_type
+    and c.category = t.category
 on conflict (window_start, event_type, category) do update set
     window_end = excluded.window_end,
     events = excluded.events,
