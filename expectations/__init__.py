@@ -1,0 +1,1 @@
+"""Great Expectations quality gates for raw, staging and marts (see README.md)."""

@@ -1,0 +1,146 @@
+"""Raw quality gate over a day of ~1M events: must take seconds, not minutes.
+
+One run, on a private embedded PostgreSQL (temp dir, free port, removed afterwards):
+  1. load HISTORY days plus the validated day of contract-clean synthetic events, ROWS each
+     (`expectations.synthetic`: one INSERT ... SELECT generate_series per day), so the day
+     is a fraction of the table, as in a warehouse with history;
+  2. run the raw gate (`expectations.gate.run_gate`: GE checkpoint raw_gate = suites
+     raw_events + raw_feed, results written to ops.data_quality_logs) twice: the first in
+     a fresh process state (GE project synced), the second warm;
+  3. corrupt 0.1 % of the day (null ip_address, unknown event_type) and run it again: the
+     failing path (GE also fetches sample unexpected values).
+Prints each gate's wall time, the expectations checked and the rows validated.
+
+    .venv/bin/python bench/quality.py [--rows 1000000] [--history 2] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from ecom.config import Settings  # noqa: E402
+from ecom.db import connect  # noqa: E402
+from ecom.stack import postgres  # noqa: E402
+from ecom.stack.ports import free_port  # noqa: E402
+from ecom.stack.secrets import ensure_secrets  # noqa: E402
+from ecom.warehouse.migrate import migrate  # noqa: E402
+from expectations.results import GateResult  # noqa: E402
+from expectations.synthetic import load_day  # noqa: E402
+
+TARGET_S = 10.0
+
+
+def _private_settings(data_dir: Path) -> Settings:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ECOM_")}
+    env.update(ECOM_DATA_DIR=str(data_dir), ECOM_PG_PORT=str(free_port()))
+    return ensure_secrets(replace(Settings.from_env(env), data_dir=data_dir))
+
+
+def _step(label: str) -> float:
+    print(f"- {label} ...", flush=True)
+    return time.perf_counter()
+
+
+def _gate(settings: Settings, gx_root: Path, day: date, label: str) -> GateResult:
+    from expectations.gate import run_gate
+
+    started = _step(f"raw gate, {label}")
+    result = run_gate(settings, "raw", day, project_root=gx_root, publish=False)
+    wall = time.perf_counter() - started
+    validated = max((o.element_count or 0 for o in result.outcomes), default=0)
+    print(f"  {wall:.2f} s wall ({result.seconds:.2f} s in run_gate), "
+          f"{len(result.outcomes)} expectations, {validated:,} rows, "
+          f"{'passed' if result.success else f'failed: {len(result.failed)}'}")
+    for outcome in result.failed:
+        print(f"    {outcome.line()}")
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000, help="events per day")
+    parser.add_argument("--history", type=int, default=2,
+                        help="days of history loaded before the validated day (default 2)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    args = parser.parse_args()
+
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start; "
+          f"workload: {args.history} history days + 1 validated day x {args.rows:,} events")
+    work = Path(tempfile.mkdtemp(prefix="bench-quality-"))
+    settings = _private_settings(work / "stack")
+    gx_root = work / "ge"
+    shutil.copytree(REPO / "expectations" / "gx", gx_root / "gx",
+                    ignore=shutil.ignore_patterns("uncommitted"))
+    day = datetime.now(UTC).date() - timedelta(days=1)
+    figures: dict[str, object] = {"rows": args.rows, "history_days": args.history}
+    try:
+        started = _step(f"private PostgreSQL on port {settings.pg_port}")
+        postgres.start(settings)
+        postgres.ensure_database(settings)
+        migrate(settings)
+        print(f"  {time.perf_counter() - started:.1f} s")
+
+        conn = connect(settings, "admin")
+        try:
+            for offset in range(args.history, -1, -1):
+                load = day - timedelta(days=offset)
+                started = _step(f"loading {load}: {args.rows:,} events + 1 % rejects")
+                load_day(conn, load, args.rows)
+                seconds = time.perf_counter() - started
+                print(f"  {seconds:.1f} s ({args.rows / seconds:,.0f} rows/s)")
+        finally:
+            conn.close()
+        vacuum = connect(settings, "admin", autocommit=True)
+        try:
+            with vacuum.cursor() as cur:
+                cur.execute("vacuum analyze raw.raw_events")  # what autovacuum would do
+        finally:
+            vacuum.close()
+
+        cold = _gate(settings, gx_root, day, "first run in this process (GE import, sync)")
+        warm = _gate(settings, gx_root, day, "second run")
+        conn = connect(settings, "admin")
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "update raw.raw_events set ip_address = null, event_type = 'refund' "
+                    "where event_timestamp >= %s::date and event_timestamp < %s::date + 1 "
+                    "and kafka_offset %% 1000 = 0", (day, day))
+            conn.commit()
+        finally:
+            conn.close()
+        failing = _gate(settings, gx_root, day, "0.1 % of the day corrupted")
+        if not cold.success or not warm.success or failing.success:
+            raise SystemExit("unexpected verdicts: the clean day must pass, the corrupt fail")
+        figures.update(cold_s=round(cold.seconds, 2), warm_s=round(warm.seconds, 2),
+                       failing_s=round(failing.seconds, 2),
+                       expectations=len(warm.outcomes))
+    finally:
+        postgres.destroy(settings)
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"\nload average {os.getloadavg()[0]:.1f} at end")
+    print(f"raw checkpoint over {args.rows:,} rows ({figures['expectations']} expectations, "
+          f"table {args.history + 1} days): first {figures['cold_s']} s, "
+          f"warm {figures['warm_s']} s, failing {figures['failing_s']} s "
+          f"(target <= {TARGET_S:.0f} s)")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0 if float(figures["warm_s"]) <= TARGET_S else 1  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
