@@ -2,7 +2,7 @@
 
 One run, on a private embedded PostgreSQL (temp dir, free port, removed afterwards):
   1. load HISTORY days plus the validated day of contract-clean synthetic events, ROWS each
-     (`expectations.synthetic`: one INSERT ... SELECT generate_series per day), so the day
+     (`bench/raw_day.py`: one INSERT ... SELECT generate_series per day), so the day
      is a fraction of the table, as in a warehouse with history;
   2. run the raw gate (`expectations.gate.run_gate`: GE checkpoint raw_gate = suites
      raw_events + raw_feed, results written to ops.data_quality_logs) twice: the first in
@@ -37,7 +37,9 @@ from ecom.stack.ports import free_port  # noqa: E402
 from ecom.stack.secrets import ensure_secrets  # noqa: E402
 from ecom.warehouse.migrate import migrate  # noqa: E402
 from expectations.results import GateResult  # noqa: E402
-from expectations.synthetic import load_day  # noqa: E402
+
+sys.path.insert(0, str(REPO / "bench"))
+from raw_day import load_day  # noqa: E402 (bench/raw_day.py)
 
 TARGET_S = 10.0
 
