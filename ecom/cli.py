@@ -123,6 +123,25 @@ def warehouse_migrate() -> None:
     console.print(f"applied: {', '.join(applied) if applied else 'nothing pending'}")
 
 
+@app.command("demo")
+def demo(
+    days: int = typer.Option(3, help="Days of simulated history (the DAG runs once per day)."),
+    events_per_day: int = typer.Option(20_000, help="Mean valid events per simulated day."),
+    bad_rate: float = typer.Option(0.01, help="Share of malformed messages injected."),
+    late_rate: float = typer.Option(0.02, help="Share of sessions delivered late."),
+    live_rate: int = typer.Option(500, help="Events/s of the live burst after the history."),
+    live_seconds: int = typer.Option(10, help="Duration of the live burst."),
+    dag: bool = typer.Option(True, "--dag/--no-dag",
+                             help="Run the Airflow DAG per day (else a plain `dbt build`)."),
+) -> None:
+    """The whole pipeline on the embedded stack: simulate, ingest, DAG per day, docs, summary."""
+    from ecom.demo import DemoPlan, run_demo
+
+    run_demo(settings(), DemoPlan(days=days, events_per_day=events_per_day, bad_rate=bad_rate,
+                                  late_rate=late_rate, live_rate=live_rate,
+                                  live_seconds=live_seconds, run_dag=dag))
+
+
 @app.command("env")
 def env() -> None:
     """Print `export` lines for the current settings: `eval "$(ecom env)"` before running dbt."""

@@ -15,7 +15,11 @@ ROLES = ("admin", "loader", "transformer", "reader")
 
 
 def connect(
-    settings: Settings, role: str = "admin", *, database: str | None = None, autocommit: bool = False
+    settings: Settings,
+    role: str = "admin",
+    *,
+    database: str | None = None,
+    autocommit: bool = False,
 ) -> psycopg2.extensions.connection:
     """Open a connection as one of ROLES; raise UserError with a fix when it cannot."""
     if role not in ROLES:

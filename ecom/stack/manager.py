@@ -59,10 +59,8 @@ def down(settings: Settings) -> list[str]:
 
 def status_of(settings: Settings) -> StackStatus:
     if settings.pg_mode == "embedded":
-        pg = (
-            f"running ({settings.pg_host}:{settings.pg_port}, data {postgres.cluster_dir(settings)})"
-            if postgres.is_running(settings) else "stopped"
-        )
+        where = f"{settings.pg_host}:{settings.pg_port}, data {postgres.cluster_dir(settings)}"
+        pg = f"running ({where})" if postgres.is_running(settings) else "stopped"
     else:
         pg = f"external ({settings.redacted_dsn()})"
     topics: dict[str, int] = {}

@@ -138,7 +138,8 @@ def init_cluster(settings: Settings) -> Path:
         except KeyError as exc:
             raise UserError(
                 "Running as root, but there is no `postgres` OS user to own the cluster "
-                "(initdb refuses root). Install Debian's postgresql package or run as a normal user."
+                "(initdb refuses root). Install Debian's postgresql package or run as a normal "
+                "user."
             ) from exc
     pgdata.mkdir(parents=True, exist_ok=True)
     pgdata.chmod(0o700)
