@@ -134,7 +134,7 @@ def _exception_message(info: dict[str, Any]) -> str | None:
     """GE reports a failed metric as {raised_exception, exception_message}, possibly nested
     per metric; the first message, if any expectation raised."""
     if info.get("raised_exception"):
-        return first_line(Exception(info.get("exception_message") or "raised an exception"))
+        return first_line(str(info.get("exception_message") or "raised an exception"))
     for value in info.values():
         if isinstance(value, dict) and (message := _exception_message(value)):
             return message

@@ -74,7 +74,8 @@ def open_context(
 
 
 def close_context(context: FileDataContext) -> None:
-    """Release the warehouse connections the context's datasource pooled."""
+    """Release the warehouse connections the context's datasource pooled (GE has no public
+    close; left open, each run's pool would hold its connections until collected)."""
     for datasource in context.data_sources.all().values():
         execution_engine = getattr(datasource, "_execution_engine", None)
         if execution_engine is not None:
@@ -255,6 +256,9 @@ def _sync_checkpoint(
     return checkpoint
 
 
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
+def first_line(error: BaseException | str) -> str:
+    """The first line of an error message (GE and drivers nest long texts), for one-liners."""
+    text = str(error).strip()
+    if not text:
+        return type(error).__name__ if isinstance(error, BaseException) else "unknown error"
+    return text.splitlines()[0][:300]
