@@ -23,7 +23,7 @@ _VARIANT = {f"{n:x}": f"{8 | (n & 3):x}" for n in range(16)}
 
 def new_uuid(rng: random.Random) -> str:
     """A version-4 UUID string drawn from `rng` (reproducible, unlike uuid.uuid4())."""
-    h = rng.randbytes(16).hex()
+    h = f"{rng.getrandbits(128):032x}"
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
