@@ -348,7 +348,10 @@ class IngestJob:
                     self._raise_failure(query)
             if all(not q.isActive for q in queries):
                 return
-            queries[0].awaitTermination(0.5)
+            try:
+                queries[0].awaitTermination(0.5)
+            except Exception:  # noqa: BLE001 - a failed query: _raise_failure explains it
+                continue
 
     def _raise_failure(self, query: Any) -> None:
         exc = query.exception()
