@@ -59,6 +59,10 @@ def airflow_env(settings: Settings, port: int | None = None,
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos_cache"),
+        # no phoning home from an offline-friendly local setup (each try can stall a task)
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
         # the Airflow processes inherit this interpreter's venv (dbt, spark, airflow on PATH)
         "PATH": f"{AIRFLOW_BIN.parent}:{env.get('PATH', '')}",
     })

@@ -100,10 +100,10 @@ def pipeline_run(
         def progress(kind: str, task_id: str, started: dict[str, float] = started) -> None:
             if kind == "start":
                 started[task_id] = time.monotonic()
-                console.print(f"  > {task_id}")
-            else:
-                took = time.monotonic() - started.get(task_id, time.monotonic())
-                console.print(f"  < {task_id}  ({took:.1f} s)")
+                return
+            took = time.monotonic() - started.get(task_id, time.monotonic())
+            console.print(f"  [{len(started):>2}] {task_id}  {took:.1f} s", soft_wrap=True,
+                          highlight=False)
 
         run = run_day(settings, current, on_progress=progress)
         print_run(run)
