@@ -9,6 +9,7 @@ drained in order), never by waiting on each message.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from contextlib import suppress
 from functools import partial
@@ -30,6 +31,8 @@ DEFAULT_COMPRESSION = {"confluent": "lz4", "kafka-python": "gzip"}
 LINGER_MS = 20
 BATCH_BYTES = 1 << 20
 DELIVERY_TIMEOUT_MS = 120_000
+#: How long "all brokers down" may last before a run gives up (brief reconnects are fine).
+BROKERS_DOWN_GRACE_S = 5.0
 
 
 class Sink(Protocol):
@@ -55,7 +58,8 @@ class ConfluentSink:
         self._compression = compression or DEFAULT_COMPRESSION["confluent"]
         self._bootstrap = bootstrap
         self._last_error: str | None = None
-        self.problem: str | None = None  # see Sink.problem
+        self._problem: str | None = None
+        self._down_since: float | None = None  # all brokers down since (monotonic s)
         self._producer = Producer({
             "bootstrap.servers": bootstrap,
             "client.id": "ecom-simulator",
@@ -80,17 +84,28 @@ class ConfluentSink:
         return {"kind": "kafka", "client": "confluent", "topic": self._topic,
                 "bootstrap": self._bootstrap, "compression": self._compression}
 
+    @property
+    def problem(self) -> str | None:
+        """See Sink.problem; all brokers down counts once it lasted BROKERS_DOWN_GRACE_S."""
+        if self._problem is None and self._down_since is not None and \
+                time.monotonic() - self._down_since > BROKERS_DOWN_GRACE_S:
+            self._problem = f"Kafka client error: {self._last_error}"
+        return self._problem
+
     def _on_error(self, err: KafkaError) -> None:
         self._last_error = err.str()
-        if err.fatal() or err.code() == KafkaError._ALL_BROKERS_DOWN:
-            self.problem = self.problem or f"Kafka client error: {self._last_error}"
+        if err.fatal():
+            self._problem = self._problem or f"Kafka client error: {self._last_error}"
+        elif err.code() == KafkaError._ALL_BROKERS_DOWN and self._down_since is None:
+            self._down_since = time.monotonic()
 
     def _delivered(self, rec: tuple, err: KafkaError | None, _msg: object) -> None:
         if err is None:
             self._tally.ack(rec)
+            self._down_since = None
         else:
             self._tally.fail(rec, err.str())
-            self.problem = self.problem or f"delivery failed: {err.str()}"
+            self._problem = self._problem or f"delivery failed: {err.str()}"
 
     def send(self, key: bytes, value: bytes, rec: tuple) -> None:
         callback = partial(self._delivered, rec)
@@ -105,7 +120,7 @@ class ConfluentSink:
                     return
             except KafkaException as exc:
                 self._tally.fail(rec, exc)
-                self.problem = self.problem or f"produce failed: {exc}"
+                self._problem = self._problem or f"produce failed: {exc}"
                 return
         self._sent += 1
         if not self._sent & 1023:
@@ -120,7 +135,7 @@ class ConfluentSink:
             self._producer.purge()
             self._producer.flush(5)
             if self.problem is None:
-                self.problem = f"not delivered within {timeout_s:.0f} s" + (
+                self._problem = f"not delivered within {timeout_s:.0f} s" + (
                     f" (last client error: {self._last_error})" if self._last_error else "")
 
     def close(self) -> None:
