@@ -36,6 +36,7 @@ PRODUCT_ANALYTICS_ASSET = AssetSpec("product_analytics", day_query(PRODUCT_ANALY
 
 def daily_aggregations_suite() -> gx.ExpectationSuite:
     return gx.ExpectationSuite(name="daily_aggregations", expectations=[
+        gxe.ExpectTableRowCountToBeBetween(min_value=1, description="the day was built"),
         gxe.ExpectCompoundColumnsToBeUnique(
             column_list=list(DAILY_AGGREGATIONS_GRAIN),
             description="one row per (date, category, event_type)",

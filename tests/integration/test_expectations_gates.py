@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 
 from ecom.config import REPO_ROOT, Settings
 from expectations.cli import app as quality_app
+from expectations.store import previous_volumes
 from tests.conftest import run_ecom
 from tests.dbt_support import land_events, query, read_jsonl, run_dbt
 
@@ -68,11 +69,11 @@ class Check:
     run_id: str
 
 
-def check(w: Warehouse, layer: str) -> Check:
+def check(w: Warehouse, layer: str, day: date = DAY, *options: str) -> Check:
     """`ecom quality check <layer>` in-process (the real typer app, env of the stack)."""
     result = CliRunner().invoke(
         quality_app,
-        ["check", layer, "--date", DAY.isoformat(), "--project-dir", str(w.gx_root)],
+        ["check", layer, "--date", day.isoformat(), "--project-dir", str(w.gx_root), *options],
         env=w.settings.as_env(),
     )
     if result.exception is not None and not isinstance(result.exception, SystemExit):
@@ -122,6 +123,20 @@ def test_clean_day_passes_every_layer(warehouse: Warehouse) -> None:
     volume = [r for r in log_rows(warehouse.settings, check(warehouse, "raw").run_id)
               if r[1] == "expect_table_row_count_to_be_between"]
     assert volume[0][5] == warehouse.events  # the day's events, all of them validated
+    # the next day's volume bounds start from this day's logged volume
+    assert previous_volumes(warehouse.settings, DAY + timedelta(days=1)) == [warehouse.events]
+
+
+def test_a_day_without_data_fails_every_layer(warehouse: Warehouse) -> None:
+    empty = DAY - timedelta(days=400)
+    expected = {"raw": "FAIL raw_events: expect_table_row_count_to_be_between: observed 0",
+                "staging": "FAIL stg_events: expect_table_row_count_to_be_between: observed 0",
+                "marts": "FAIL daily_aggregations: expect_table_row_count_to_be_between: "
+                         "observed 0"}
+    for layer, line in expected.items():
+        result = check(warehouse, layer, empty, "--no-alert")
+        assert result.exit_code == 1, result.output
+        assert line in result.output, result.output
 
 
 # ---- corruptions: each changes the warehouse for the duration of a `with` block ----------
