@@ -152,6 +152,7 @@ def test_unreachable_broker_is_a_clear_error(stack: Settings) -> None:
     assert "Cannot reach Kafka" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_broker_dying_mid_run_fails_loudly_with_a_truthful_manifest(
         stack: Settings, tmp_path: Path) -> None:
     """A private broker is stopped while a long backfill produces: the run stops, exits 2
