@@ -162,7 +162,7 @@ def query(settings: Settings, sql: str, params: Sequence[Any] | None = None,
     try:
         with conn, conn.cursor() as cur:
             cur.execute(sql, params)
-            return cur.fetchall()
+            return cur.fetchall() if cur.description is not None else []
     finally:
         conn.close()
 

@@ -15,16 +15,12 @@
     {%- set query -%}
         with
 
-        bounds as (
+        window_start as (
             select
                 (
                     (max(event_timestamp) at time zone 'UTC')::date
                     - {{ lookback_days() }}
-                ) as lookback_start,
-                (
-                    select coalesce(max(ingested_at), '-infinity')
-                    from {{ this }}
-                ) as ingested_watermark
+                ) as lookback_start
             from {{ source_model }}
         ),
 
@@ -33,22 +29,36 @@
             from {{ source_model }}
             where event_timestamp >= (
                 select (lookback_start::timestamp at time zone 'UTC')
-                from bounds
+                from window_start
             )
             group by event_date
         ),
 
         target_days as (
-            select event_date, count(*) as events
+            select
+                event_date,
+                count(*) as events,
+                max(ingested_at) as newest_ingested_at
             from {{ this }}
-            where event_date >= (select lookback_start from bounds)
+            where event_date >= (select lookback_start from window_start)
             group by event_date
+        ),
+
+        watermark as (
+            -- the newest ingestion this model holds; taken from the window it
+            -- already reads (an older, very late event may hold a newer stamp:
+            -- then the late-day check merely re-reads it), else from all rows
+            select coalesce(
+                (select max(newest_ingested_at) from target_days),
+                (select max(ingested_at) from {{ this }}),
+                '-infinity'
+            ) as ingested_at
         ),
 
         late_days as (
             select distinct event_date
             from {{ source_model }}
-            where ingested_at > (select ingested_watermark from bounds)
+            where ingested_at > (select ingested_at from watermark)
         )
 
         select coalesce(s.event_date, t.event_date)::text as event_date

@@ -2,22 +2,23 @@
     config(
         materialized='incremental',
         unique_key='event_id',
-        incremental_strategy='merge',
+        incremental_strategy='merge_by_date',
+        meta={'merge_date_column': 'event_date'},
         on_schema_change='fail',
         indexes=[
             {'columns': ['event_id'], 'unique': True},
             {'columns': ['event_date']},
+            {'columns': ['session_started_at']},
             {'columns': ['user_id', 'session_started_at']},
-            {'columns': ['ingested_at']},
             {'columns': ['sessionized_at']},
         ],
     )
 }}
 
+{#- Incremental runs rebuild only the sessions that gained events, and write
+    only the rows whose session context changed (see the overview). -#}
 {%- if is_incremental() %}
-    {%- set changed_dates = source_changed_dates(
-        ref('stg_ecommerce__events')
-    ) %}
+{%- set changed_dates = source_changed_dates(ref('stg_ecommerce__events')) %}
 {%- endif %}
 
 with
@@ -33,54 +34,65 @@ events as (
 
 ),
 
-sequenced as (
+{% if is_incremental() -%}
+stored as (
 
+    -- what this model already holds for the same days
     select
         event_id,
-        user_id,
         session_id,
-        event_type,
-        event_timestamp,
-        event_date,
-        product_id,
-        category,
-        price,
-        quantity,
-        page_url,
-        user_agent,
-        {{ mask_ip('ip_address') }} as ip_network,
-        ingested_at,
-        min(event_timestamp) over (
-            partition by session_id
-        ) as session_started_at,
-        row_number() over (
-            partition by session_id
-            order by event_timestamp asc, event_id asc
-        ) as session_sequence_number
-
-    from events
+        session_started_at,
+        session_sequence_number,
+        is_returning_user
+    from {{ this }}
+    where {{ date_in('event_date', changed_dates, 1) }}
 
 ),
 
-{% if is_incremental() -%}
 changed_sessions as (
 
-    -- sessions with at least one event on a changed day are rebuilt whole
-    select distinct session_id
-    from sequenced
-    where {{ date_in('event_date', changed_dates) }}
+    -- sessions with an event this model does not hold yet
+    select distinct events.session_id
+    from events
+    left join stored
+        on events.event_id = stored.event_id
+    where
+        stored.event_id is null
+        and {{ date_in('events.event_date', changed_dates) }}
 
 ),
 
 {% endif -%}
 
-scoped as (
+sequenced as (
 
-    select sequenced.*
-    from sequenced
+    select
+        events.event_id,
+        events.user_id,
+        events.session_id,
+        events.event_type,
+        events.event_timestamp,
+        events.event_date,
+        events.product_id,
+        events.category,
+        events.price,
+        events.quantity,
+        events.page_url,
+        events.user_agent,
+        {{ mask_ip('events.ip_address') }} as ip_network,
+        events.ingested_at,
+        min(events.event_timestamp) over (
+            partition by events.session_id
+        ) as session_started_at,
+        row_number() over (
+            partition by events.session_id
+            order by events.event_timestamp asc, events.event_id asc
+        ) as session_sequence_number
+
+    from events
     {% if is_incremental() -%}
     inner join changed_sessions
-        on sequenced.session_id = changed_sessions.session_id
+        on events.session_id = changed_sessions.session_id
     {%- endif %}
 
 ),
@@ -90,7 +102,7 @@ scoped_first_sessions as (
     select
         user_id,
         min(session_started_at) as first_session_started_at
-    from scoped
+    from sequenced
     group by user_id
 
 ),
@@ -135,33 +147,49 @@ first_sessions as (
 sessionized as (
 
     select
-        scoped.event_id,
-        scoped.user_id,
-        scoped.session_id,
-        scoped.event_type,
-        scoped.event_timestamp,
-        scoped.event_date,
-        scoped.product_id,
-        scoped.category,
-        scoped.price,
-        scoped.quantity,
-        scoped.page_url,
-        scoped.user_agent,
-        scoped.ip_network,
-        scoped.session_started_at,
-        scoped.session_sequence_number,
-        scoped.session_started_at
+        sequenced.event_id,
+        sequenced.user_id,
+        sequenced.session_id,
+        sequenced.event_type,
+        sequenced.event_timestamp,
+        sequenced.event_date,
+        sequenced.product_id,
+        sequenced.category,
+        sequenced.price,
+        sequenced.quantity,
+        sequenced.page_url,
+        sequenced.user_agent,
+        sequenced.ip_network,
+        sequenced.session_started_at,
+        sequenced.session_sequence_number,
+        sequenced.session_started_at
         > first_sessions.first_session_started_at as is_returning_user,
-        scoped.ingested_at,
+        sequenced.ingested_at,
         now() as sessionized_at
 
-    from scoped
+    from sequenced
     inner join first_sessions
-        on scoped.user_id = first_sessions.user_id
+        on sequenced.user_id = first_sessions.user_id
 
 ),
 
 {% if is_incremental() -%}
+changed_rows as (
+
+    -- new events, and stored ones whose session context moved
+    select sessionized.*
+    from sessionized
+    left join stored
+        on sessionized.event_id = stored.event_id
+    where
+        stored.event_id is null
+        or sessionized.session_started_at <> stored.session_started_at
+        or sessionized.session_sequence_number
+        <> stored.session_sequence_number
+        or sessionized.is_returning_user <> stored.is_returning_user
+
+),
+
 earlier_first_sessions as (
 
     -- users whose first session moved back in time because of a late event
@@ -223,10 +251,12 @@ newly_returning as (
 
 final as (
 
-    select * from sessionized
     {% if is_incremental() -%}
+    select * from changed_rows
     union all
     select * from newly_returning
+    {%- else -%}
+        select * from sessionized
     {%- endif %}
 
 )

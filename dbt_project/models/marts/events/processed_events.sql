@@ -2,7 +2,8 @@
     config(
         materialized='incremental',
         unique_key='event_id',
-        incremental_strategy='merge',
+        incremental_strategy='merge_by_date',
+        meta={'merge_date_column': 'event_date'},
         on_schema_change='fail',
         indexes=[
             {'columns': ['event_date']},

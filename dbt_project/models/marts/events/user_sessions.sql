@@ -2,11 +2,11 @@
     config(
         materialized='incremental',
         unique_key='session_id',
-        incremental_strategy='merge',
+        incremental_strategy='merge_by_date',
+        meta={'merge_date_column': 'session_date', 'merge_date_pad_days': 1},
         on_schema_change='fail',
         indexes=[
             {'columns': ['session_date']},
-            {'columns': ['user_id']},
             {'columns': ['updated_at']},
         ],
     )
@@ -18,12 +18,36 @@
 
 with
 
+{% if is_incremental() -%}
+changed_sessions as (
+
+    -- sessions with rows the sessionisation (re)wrote since this model's run
+    select distinct
+        session_id,
+        session_started_at
+    from {{ ref('int_events_sessionized') }}
+    where
+        {{ date_in('event_date', changes.dates) }}
+        and {{ changed_since('sessionized_at', changes.watermark) }}
+
+),
+
+{% endif -%}
+
 events as (
 
     select * from {{ ref('int_events_sessionized') }}
     {% if is_incremental() -%}
-    -- one day either side, so a session crossing midnight is read whole
-    where {{ date_in('event_date', changes.dates, 1) }}
+    -- every row of those sessions: they all carry the session's start, so an
+    -- index range from the earliest start reads little beyond the new data
+    where
+        session_started_at >= (
+            select min(changed_sessions.session_started_at) as earliest_start
+            from changed_sessions
+        )
+        and session_id in (
+            select changed_sessions.session_id from changed_sessions
+        )
     {%- endif %}
 
 ),
@@ -59,20 +83,10 @@ sessions as (
         (array_agg(user_agent order by session_sequence_number))[1]
             as landing_user_agent,
         (array_agg(page_url order by session_sequence_number))[1]
-            as landing_page_url,
-        max(sessionized_at) as last_sessionized_at
+            as landing_page_url
 
     from events
     group by session_id
-
-),
-
-changed_sessions as (
-
-    select * from sessions
-    {% if is_incremental() -%}
-    where {{ changed_since('last_sessionized_at', changes.watermark) }}
-    {%- endif %}
 
 ),
 
@@ -117,7 +131,7 @@ final as (
         sessions.is_returning_user,
         now() as updated_at
 
-    from changed_sessions as sessions
+    from sessions
     left join user_agents
         on md5(sessions.landing_user_agent) = user_agents.user_agent_hash
 

@@ -1,0 +1,179 @@
+"""dbt cost must follow new data: full build on 30 days of history vs one new day.
+
+One run, on a private embedded PostgreSQL (temp dir, free port, removed afterwards):
+  1. simulate DAYS + 1 days of shop traffic (default 30 + 1 days x 100,000 events/day),
+  2. land the first DAYS days in raw.raw_events with COPY (`ingested_at` following the
+     arrival clock, as if streamed), then `dbt run --full-refresh`          -> full time,
+  3. land the new day, then `dbt run` (incremental)                         -> incremental time,
+  4. `dbt test` (all data, unit and reconciliation tests) and a check of the marts' totals
+     against the simulator's manifest, so the figures are for a correct warehouse.
+Prints both times and their ratio (target <= 0.10) and writes them as JSON (--json).
+
+    .venv/bin/python bench/dbt_build.py [--days 30] [--events-per-day 100000] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from ecom.config import Settings  # noqa: E402
+from ecom.stack import postgres  # noqa: E402
+from ecom.stack.ports import free_port  # noqa: E402
+from ecom.stack.secrets import ensure_secrets  # noqa: E402
+from ecom.warehouse.migrate import migrate  # noqa: E402
+from tests.dbt_support import (  # noqa: E402
+    DEFAULT_ARRIVAL_LAG,
+    land_events,
+    query,
+    read_jsonl,
+    run_dbt,
+)
+
+TARGET_RATIO = 0.10
+
+
+def _private_settings(data_dir: Path) -> Settings:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ECOM_")}
+    env.update(ECOM_DATA_DIR=str(data_dir), ECOM_PG_PORT=str(free_port()))
+    return ensure_secrets(replace(Settings.from_env(env), data_dir=data_dir))
+
+
+def _step(label: str) -> float:
+    print(f"- {label} ...", flush=True)
+    return time.perf_counter()
+
+
+def _simulate(settings: Settings, work: Path, days: int, per_day: int, late_rate: float,
+              seed: int) -> tuple[Path, dict]:
+    events, manifest = work / "events.jsonl", work / "manifest.json"
+    end_date = datetime.now(UTC).date() - timedelta(days=1)
+    subprocess.run(
+        [sys.executable, "-m", "ecom.cli", "simulate", "backfill", "--days", str(days),
+         "--events-per-day", str(per_day), "--seed", str(seed), "--end-date",
+         end_date.isoformat(), "--late-rate", str(late_rate), "--output", str(events),
+         "--manifest", str(manifest), "--no-progress"],
+        cwd=REPO, env=settings.subprocess_env(), check=True, stdout=subprocess.DEVNULL)
+    return events, json.loads(manifest.read_text())
+
+
+def _split_last_day(events: Path, last_day: str) -> tuple[list[bytes], list[bytes]]:
+    """History = everything that arrived before the last day began; the rest is new."""
+    lines = list(read_jsonl(events))
+    marker = f'"event_timestamp":"{last_day}T'.encode()
+    for i, line in enumerate(lines):
+        if marker in line:
+            return lines[:i], lines[i:]
+    raise SystemExit(f"no event on {last_day} in {events}")
+
+
+def _land(settings: Settings, lines: list[bytes], label: str) -> float:
+    started = _step(f"landing {label}: {len(lines):,} events (validate + COPY)")
+    land_events(settings, lines, arrival_lag=DEFAULT_ARRIVAL_LAG)
+    query(settings, "analyze raw.raw_events")  # what autovacuum would do after a bulk load
+    seconds = time.perf_counter() - started
+    print(f"  {seconds:.1f} s ({len(lines) / seconds:,.0f} events/s)")
+    return seconds
+
+
+def _dbt(settings: Settings, label: str, *args: str) -> float:
+    started = _step(f"dbt {' '.join(args)} ({label})")
+    proc = run_dbt(settings, *args)
+    seconds = time.perf_counter() - started
+    rebuilt = [line.split("  ", 1)[-1] for line in proc.stdout.splitlines()
+               if "rebuilding" in line]
+    for line in rebuilt[:1]:
+        print(f"  {line.strip()}")
+    print(f"  {seconds:.1f} s")
+    return seconds
+
+
+def _check_totals(settings: Settings, manifest: dict) -> None:
+    [(events, revenue)] = query(
+        settings, "select sum(total_events), sum(total_revenue) from analytics.daily_aggregations")
+    ok = events == manifest["valid_events"] and revenue == Decimal(manifest["revenue_total"])
+    print(f"  marts vs manifest: {events:,} events, revenue {revenue} - "
+          f"{'exact' if ok else 'MISMATCH'}")
+    if not ok:
+        raise SystemExit("the warehouse does not reconcile with the simulator manifest")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--days", type=int, default=30, help="days of history (default 30)")
+    parser.add_argument("--events-per-day", type=int, default=100_000,
+                        help="mean valid events per day (default 100000)")
+    parser.add_argument("--late-rate", type=float, default=0.0,
+                        help="share of sessions delivered late (default 0: a clean new day)")
+    parser.add_argument("--seed", type=int, default=2030)
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the private cluster's data dir (printed) for inspection")
+    args = parser.parse_args()
+
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start; "
+          f"workload: {args.days} days of history + 1 new day x {args.events_per_day:,} "
+          f"events/day, late rate {args.late_rate}")
+    work = Path(tempfile.mkdtemp(prefix="bench-dbt-"))
+    settings = _private_settings(work / "stack")
+    figures: dict[str, object] = {"days": args.days, "events_per_day": args.events_per_day,
+                                  "late_rate": args.late_rate}
+    try:
+        started = _step(f"private PostgreSQL on port {settings.pg_port}")
+        postgres.start(settings)
+        postgres.ensure_database(settings)
+        migrate(settings)
+        print(f"  {time.perf_counter() - started:.1f} s")
+
+        started = _step("simulating")
+        events, manifest = _simulate(settings, work, args.days + 1, args.events_per_day,
+                                     args.late_rate, args.seed)
+        print(f"  {manifest['valid_events']:,} events in {time.perf_counter() - started:.1f} s")
+        history, new_day = _split_last_day(events, manifest["parameters"]["end_date"])
+        figures.update(history_events=len(history), new_day_events=len(new_day))
+
+        figures["land_history_s"] = round(_land(settings, history, "history"), 1)
+        full = _dbt(settings, "full build of the history", "run", "--full-refresh")
+        figures["land_new_day_s"] = round(_land(settings, new_day, "the new day"), 1)
+        incremental = _dbt(settings, "incremental, one new day", "run")
+        figures.update(full_run_s=round(full, 1), incremental_run_s=round(incremental, 1),
+                       ratio=round(incremental / full, 3))
+
+        figures["test_s"] = round(_dbt(settings, "every test on the whole warehouse", "test"), 1)
+        _check_totals(settings, manifest)
+    finally:
+        if args.keep:
+            print(f"kept: {work} (stop with: pg_ctl -D {postgres.cluster_dir(settings)} stop)")
+        else:
+            postgres.destroy(settings)
+            subprocess.run(["rm", "-rf", str(work)], check=False)
+
+    ratio = float(figures["ratio"])  # type: ignore[arg-type]
+    print(f"\nload average {os.getloadavg()[0]:.1f} at end")
+    print(f"full build, {args.days} days ({figures['history_events']:,} events): "
+          f"{figures['full_run_s']} s")
+    print(f"incremental run, 1 new day ({figures['new_day_events']:,} events): "
+          f"{figures['incremental_run_s']} s")
+    print(f"ratio incremental / full: {ratio:.3f} "
+          f"({'meets' if ratio <= TARGET_RATIO else 'MISSES'} the <= {TARGET_RATIO} target)")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
