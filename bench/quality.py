@@ -7,11 +7,13 @@ One run, on a private embedded PostgreSQL (temp dir, free port, removed afterwar
   2. run the raw gate (`expectations.gate.run_gate`: GE checkpoint raw_gate = suites
      raw_events + raw_feed, results written to ops.data_quality_logs) twice: the first in
      a fresh process state (GE project synced), the second warm;
-  3. corrupt 0.1 % of the day (null ip_address, unknown event_type) and run it again: the
+  3. build the dbt staging view and run the staging gate on the same day (--no-staging: skip);
+  4. corrupt 0.1 % of the day (null ip_address, unknown event_type) and run it again: the
      failing path (GE also fetches sample unexpected values).
 Prints each gate's wall time, the expectations checked and the rows validated.
 
-    .venv/bin/python bench/quality.py [--rows 1000000] [--history 2] [--json out.json]
+    .venv/bin/python bench/quality.py [--rows 1000000] [--history 2] [--no-staging]
+                                      [--json out.json]
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from ecom.stack.ports import free_port  # noqa: E402
 from ecom.stack.secrets import ensure_secrets  # noqa: E402
 from ecom.warehouse.migrate import migrate  # noqa: E402
 from expectations.results import GateResult  # noqa: E402
+from tests.dbt_support import run_dbt  # noqa: E402
 
 sys.path.insert(0, str(REPO / "bench"))
 from raw_day import load_day  # noqa: E402 (bench/raw_day.py)
@@ -74,13 +77,13 @@ def _time_data_docs() -> None:
     UpdateDataDocsAction.run = timed  # type: ignore[method-assign]
 
 
-def _gate(settings: Settings, gx_root: Path, day: date,
-          label: str) -> tuple[GateResult, float]:
+def _gate(settings: Settings, gx_root: Path, day: date, label: str,
+          layer: str = "raw") -> tuple[GateResult, float]:
     from expectations.gate import run_gate
 
-    started = _step(f"raw gate, {label}")
+    started = _step(f"{layer} gate, {label}")
     docs_before = sum(_DOCS_SECONDS)
-    result = run_gate(settings, "raw", day, project_root=gx_root, publish=False)
+    result = run_gate(settings, layer, day, project_root=gx_root, publish=False)
     wall = time.perf_counter() - started
     docs = sum(_DOCS_SECONDS) - docs_before
     validated = max((o.element_count or 0 for o in result.outcomes), default=0)
@@ -98,6 +101,8 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000, help="events per day")
     parser.add_argument("--history", type=int, default=2,
                         help="days of history loaded before the validated day (default 2)")
+    parser.add_argument("--staging", action=argparse.BooleanOptionalAction, default=True,
+                        help="also build the dbt staging view and time the staging gate")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
 
@@ -137,6 +142,14 @@ def main() -> int:
         _time_data_docs()
         cold, _ = _gate(settings, gx_root, day, "first run in this process")
         warm, warm_docs = _gate(settings, gx_root, day, "second run")
+        if args.staging:
+            started = _step("dbt run --select stg_ecommerce__events (the staging view)")
+            run_dbt(settings, "run", "--select", "stg_ecommerce__events")
+            print(f"  {time.perf_counter() - started:.1f} s")
+            staging, _ = _gate(settings, gx_root, day, "over the staging view", "staging")
+            figures["staging_s"] = round(staging.seconds, 2)
+            if not staging.success:
+                raise SystemExit("the clean day must pass the staging gate")
         conn = connect(settings, "admin")
         try:
             with conn.cursor() as cur:
@@ -163,6 +176,8 @@ def main() -> int:
           f"table {args.history + 1} days): first {figures['cold_s']} s, "
           f"warm {figures['warm_s']} s (Data Docs rendering {figures['warm_data_docs_s']} s of "
           f"it), failing {figures['failing_s']} s (target <= {TARGET_S:.0f} s)")
+    if "staging_s" in figures:
+        print(f"staging checkpoint over the same day (dbt view on raw): {figures['staging_s']} s")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     return 0 if float(figures["warm_s"]) <= TARGET_S else 1  # type: ignore[arg-type]
