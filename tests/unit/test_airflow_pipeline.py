@@ -165,6 +165,20 @@ def test_cli_dates_are_validated() -> None:
         cli.days_between(date(2024, 3, 2), date(2024, 3, 1))
 
 
+def test_cli_picks_the_days_to_run() -> None:
+    today = date(2024, 3, 1)
+    assert cli.chosen_days(None, None, 3, today) == [
+        date(2024, 2, 27), date(2024, 2, 28), date(2024, 2, 29)]
+    assert cli.chosen_days("2024-02-01", None, None, today) == [date(2024, 2, 1)]
+    assert cli.chosen_days("2024-02-01", "2024-02-02", None, today) == [
+        date(2024, 2, 1), date(2024, 2, 2)]
+    for args in ((None, None, None), ("2024-02-01", None, 2), (None, "2024-02-02", 2)):
+        with pytest.raises(UserError):
+            cli.chosen_days(*args, today)
+    with pytest.raises(UserError, match=">= 1"):
+        cli.chosen_days(None, None, 0, today)
+
+
 def test_manifest_is_stale_when_missing_or_older_than_a_model(tmp_path) -> None:
     (tmp_path / "models").mkdir()
     (tmp_path / "dbt_project.yml").write_text("name: p\n")

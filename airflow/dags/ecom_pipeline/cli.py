@@ -81,17 +81,41 @@ def days_between(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
+def last_days(n: int, today: date) -> list[date]:
+    """The n whole UTC days before today, oldest first."""
+    if n < 1:
+        raise UserError("--last needs a number of days >= 1.")
+    return [today - timedelta(days=i) for i in range(n, 0, -1)]
+
+
+def chosen_days(day: str | None, to: str | None, last: int | None, today: date) -> list[date]:
+    if (day is None) == (last is None):
+        raise UserError("Give either --date YYYY-MM-DD (optionally with --to) or --last N.")
+    if last is not None:
+        if to:
+            raise UserError("--to goes with --date, not with --last.")
+        return last_days(last, today)
+    first = parse_day(day)  # type: ignore[arg-type]
+    return days_between(first, parse_day(to)) if to else [first]
+
+
 @pipeline_app.command("run")
 def pipeline_run(
-    day: str = typer.Option(..., "--date", help="Logical day to process (YYYY-MM-DD, UTC)."),
+    day: str | None = typer.Option(None, "--date",
+                                   help="Logical day to process (YYYY-MM-DD, UTC)."),
     to: str | None = typer.Option(None, "--to", help="Also run every day up to this one."),
+    last: int | None = typer.Option(None, "--last",
+                                    help="Run the N days before today (UTC), oldest first."),
 ) -> None:
-    """Run the DAG once per day with `airflow dags test`; print each task's result."""
+    """Run the DAG once per logical day with `airflow dags test`; print each task's result.
+
+    Each run catches up raw from Kafka, gates and transforms, and publishes that day."""
+    from datetime import UTC, datetime
+
     from ecom_pipeline.runner import run_day
 
     settings = load_settings()
-    first = parse_day(day)
-    days = days_between(first, parse_day(to)) if to else [first]
+    days = chosen_days(day, to, last, datetime.now(UTC).date())
     failed = []
     for current in days:
         console.rule(f"ecommerce_analytics_pipeline  {current}")
