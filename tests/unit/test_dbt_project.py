@@ -114,7 +114,7 @@ def test_every_source_has_freshness(manifest: dict[str, Any]) -> None:
     for source in manifest["sources"].values():
         freshness = source["freshness"] or {}
         assert (freshness.get("warn_after") or {}).get("count"), source["unique_id"]
-        assert source["loaded_at_field"], source["unique_id"]
+        assert source["loaded_at_field"] or source.get("loaded_at_query"), source["unique_id"]
 
 
 def test_exposures_for_the_dag_and_dashboards(manifest: dict[str, Any]) -> None:
