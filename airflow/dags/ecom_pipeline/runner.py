@@ -141,9 +141,20 @@ def task_states(settings: Settings, run_id: str) -> list[dict[str, str]]:
     return json.loads(proc.stdout[start:]) if start >= 0 else []
 
 
+def preflight(settings: Settings) -> None:
+    """Fail fast, in one sentence, when the warehouse or the broker is not there (rather
+    than after a task's retries)."""
+    from ecom.db import connect
+    from ecom.kafka_admin import wait_for_broker
+
+    connect(settings, "loader").close()
+    wait_for_broker(settings, timeout_s=10)
+
+
 def run_day(settings: Settings, day: date,
             on_progress: Callable[[str, str], None] | None = None) -> PipelineRun:
     """Run the DAG once for `day` (blocking) and collect per-task results."""
+    preflight(settings)
     ensure_manifest(settings)
     prepare(settings)
     logs_dir = home_dir(settings) / "logs" / "pipeline-runs"
