@@ -384,3 +384,38 @@ def _land_corrupted_events(settings: Settings, day: date, n: int = 25) -> None:
                 (event_id, f"u{i}", f"s{i}", ts, json.dumps(payload), i),
             )
         conn.commit()
+
+
+@pytest.mark.slow
+def test_airflow_up_serves_the_dag_and_down_stops_it(pipeline_stack: Settings) -> None:
+    import urllib.request
+    from dataclasses import replace
+
+    from ecom.stack.ports import free_port, pid_alive
+
+    settings = replace(pipeline_stack, airflow_port=free_port())
+    up_run = run_ecom(settings, "airflow", "up", timeout=600)
+    try:
+        url = f"http://127.0.0.1:{settings.airflow_port}"
+        assert url in up_run.stdout
+        login = next(ln for ln in up_run.stdout.splitlines() if ln.startswith("login:"))
+        user, password = (p.strip() for p in login.removeprefix("login:").split("/", 1))
+        request = urllib.request.Request(
+            f"{url}/auth/token", data=json.dumps({"username": user, "password": password})
+            .encode(), headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            token = json.loads(response.read())["access_token"]
+        request = urllib.request.Request(f"{url}/api/v2/dags/{DAG_ID}",
+                                         headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            dag = json.loads(response.read())
+        assert dag["dag_id"] == DAG_ID and dag["is_paused"] is True
+        again = run_ecom(settings, "airflow", "up", timeout=120)  # idempotent
+        assert url in again.stdout
+    finally:
+        pid_file = settings.data_dir / "airflow" / "standalone.pid"
+        pid = int(pid_file.read_text()) if pid_file.exists() else None
+        down_run = run_ecom(settings, "airflow", "down", timeout=120)
+    assert "stopped Airflow" in down_run.stdout
+    assert pid is not None and not pid_alive(pid)
+    assert "not running" in run_ecom(settings, "airflow", "down").stdout
