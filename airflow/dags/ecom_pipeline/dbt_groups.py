@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -58,9 +59,13 @@ def profile_config(project_dir: Path) -> ProfileConfig:
 
 
 def inject_settings_env(_context: Mapping[str, Any], operator: Any) -> None:
-    """Cosmos interceptor: the worker's `ECOM_*` settings (secrets included) into dbt's env,
-    at run time only, so they never reach the serialised DAG."""
-    operator.env = {**(operator.env or {}), **load_settings().as_env()}
+    """Cosmos interceptor: give dbt the `ECOM_*` settings the worker's environment lacks
+    (e.g. passwords that only live in `<data dir>/secrets.env`), at run time only. What is
+    already in the environment is inherited as is and not repeated in the operator's `env`
+    (a rendered field Airflow stores; it masks password-like keys anyway)."""
+    missing = {k: v for k, v in load_settings().as_env().items() if os.environ.get(k) != v}
+    if missing:
+        operator.env = {**(operator.env or {}), **missing}
 
 
 def dbt_group(group_id: str, select: tuple[str, ...], settings: Settings, *,
