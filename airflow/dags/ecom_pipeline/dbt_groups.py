@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -59,13 +58,10 @@ def profile_config(project_dir: Path) -> ProfileConfig:
 
 
 def inject_settings_env(_context: Mapping[str, Any], operator: Any) -> None:
-    """Cosmos interceptor: give dbt the `ECOM_*` settings the worker's environment lacks
-    (e.g. passwords that only live in `<data dir>/secrets.env`), at run time only. What is
-    already in the environment is inherited as is and not repeated in the operator's `env`
-    (a rendered field Airflow stores; it masks password-like keys anyway)."""
-    missing = {k: v for k, v in load_settings().as_env().items() if os.environ.get(k) != v}
-    if missing:
-        operator.env = {**(operator.env or {}), **missing}
+    """Cosmos interceptor: the `ECOM_*` settings into dbt's environment at run time (they
+    may live only in `<data dir>/secrets.env`, not in the worker's environment). Never part
+    of the serialised DAG; Airflow masks the password-like keys in the rendered fields."""
+    operator.env = {**(operator.env or {}), **load_settings().as_env()}
 
 
 def dbt_group(group_id: str, select: tuple[str, ...], settings: Settings, *,
