@@ -6,8 +6,9 @@ batch to its checkpoint. A crash in between replays the batch: the sink lands no
 (the ledger knows the batch) but the events are published again. Consumers de-duplicate by
 `event_id` (the realtime windows recompute from PostgreSQL, so repeats are harmless there).
 
-"Cleaned" means: exactly the contract's fields (unknown keys dropped), the canonical
-lower-case event_id, and the timestamp normalised to UTC `...Z`.
+"Cleaned" means: only the contract's fields (unknown keys dropped; an absent optional field
+may be omitted or null), the canonical lower-case event_id, and the timestamp as UTC
+`YYYY-MM-DDTHH:MM:SS.mmmZ`. Events that arrive in exactly that form are passed on as sent.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ _ENCODER = msgspec.json.Encoder()
 
 
 def processed_json(event: ValidEvent) -> bytes:
-    """The processed-events message value of one event."""
+    """The processed-events message value of one event (absent optional fields: null)."""
+    if event.canonical:  # already exactly the cleaned form (absent fields omitted)
+        return event.raw_json.encode()
     ts = event.event_timestamp.astimezone(UTC)
     return _ENCODER.encode({
         "event_id": event.event_id,

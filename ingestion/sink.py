@@ -205,14 +205,29 @@ def _num(value: float | int | None) -> str:
 def raw_copy_text(rows: Iterable[ValidRow]) -> str:
     """`raw.raw_events` rows (RAW_COLUMNS) in COPY text format."""
     out = []
+    ts_cache: dict[int | None, str] = {}
     for row in rows:
         e = row.event
+        kafka_ts = ts_cache.get(row.timestamp_ms)
+        if kafka_ts is None:
+            kafka_ts = ts_cache[row.timestamp_ms] = _ts_ms(row.timestamp_ms)
+        if e.canonical:  # no escapes in the JSON: no string needs COPY escaping
+            raw = e.raw_json
+            if "\n" in raw or "\r" in raw or "\t" in raw:
+                raw = _text(raw)
+            out.append("\t".join((
+                e.event_id, e.user_id, e.session_id, e.event_type, e.timestamp_text,
+                e.product_id or "\\N", e.category or "\\N", _num(e.price), _num(e.quantity),
+                e.page_url, e.user_agent, e.ip_address, raw, row.coord[0], str(row.coord[1]),
+                str(row.coord[2]), kafka_ts,
+            )))
+            continue
         out.append("\t".join((
             e.event_id, _text(e.user_id), _text(e.session_id), e.event_type,
             e.event_timestamp.isoformat(), _text(e.product_id), _text(e.category),
             _num(e.price), _num(e.quantity), _text(e.page_url), _text(e.user_agent),
             _text(e.ip_address), _text(e.raw_json), _text(row.coord[0]), str(row.coord[1]),
-            str(row.coord[2]), _ts_ms(row.timestamp_ms),
+            str(row.coord[2]), kafka_ts,
         )))
     out.append("")
     return "\n".join(out)

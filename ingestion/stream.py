@@ -187,6 +187,7 @@ class IngestJob:
         self.query_name = ledger_name(self.paths)
         self.publisher = Publisher(settings) if publish else None
         self.stats = StreamStats()
+        self.batch_log: list[tuple[BatchResult, float]] = []  # every landed batch, in order
         self._batch_lock = threading.Lock()
         self._stopping = threading.Event()
         self._failure: BaseException | None = None
@@ -232,6 +233,7 @@ class IngestJob:
             stats.duplicates += result.duplicates
             stats.seconds += seconds
             stats.results[batch_id] = (result, seconds)
+            self.batch_log.append((result, seconds))
 
     def update_windows(self, df: Any, batch_id: int) -> None:
         """foreachBatch of the windows query."""
@@ -284,7 +286,10 @@ class IngestJob:
         self.queries["windows"] = query
         return query
 
-    def _listen(self) -> None:
+    def listen(self) -> None:
+        """Log one progress line per batch (a StreamingQueryListener sees lag and offsets)."""
+        if self._listener is not None:
+            return
         from pyspark.sql.streaming import StreamingQueryListener
 
         job = self
@@ -337,7 +342,7 @@ class IngestJob:
                 if query.isActive:
                     query.stop()
 
-    def _wait(self, queries: list[Any]) -> None:
+    def wait(self, queries: list[Any]) -> None:
         """Wait until the queries end (or a stop is requested); raise their failure."""
         while True:
             if self._stopping.is_set():
@@ -350,7 +355,7 @@ class IngestJob:
                 return
             try:
                 queries[0].awaitTermination(0.5)
-            except Exception:  # noqa: BLE001 - a failed query: _raise_failure explains it
+            except Exception:
                 continue
 
     def _raise_failure(self, query: Any) -> None:
@@ -372,18 +377,18 @@ class IngestJob:
                         "(run with --verbose for details).") from exc
 
     def run(self, available_now: bool = False) -> StreamStats:
-        self._listen()
+        self.listen()
         try:
             if available_now:
                 t0 = time.perf_counter()
-                self._wait([self.start_events(available_now=True)])
+                self.wait([self.start_events(available_now=True)])
                 t1 = time.perf_counter()
                 self.stats.phases["events"] = t1 - t0
                 if not self._stopping.is_set():
-                    self._wait([self.start_windows(available_now=True)])
+                    self.wait([self.start_windows(available_now=True)])
                     self.stats.phases["windows"] = time.perf_counter() - t1
             else:
-                self._wait([self.start_events(False), self.start_windows(False)])
+                self.wait([self.start_events(False), self.start_windows(False)])
         finally:
             self.close()
         return self.stats

@@ -141,3 +141,30 @@ def test_copy_feeder_streams_every_chunk_in_order() -> None:
         feeder.write(f"row {i}\n")
     feeder.finish()
     assert cur.data.getvalue() == "".join(f"row {i}\n" for i in range(50))
+
+
+def test_canonical_events_are_copied_and_published_as_sent() -> None:
+    from ingestion.publish import processed_json
+
+    raw = (b'{"event_id":"' + ID1.encode() + b'",\n"user_id":"u1","session_id":"s1",'
+           b'"event_type":"purchase","event_timestamp":"2026-11-18T10:00:00.000Z",'
+           b'"product_id":"P1","category":"books","price":12.5,"quantity":2,'
+           b'"page_url":"https://x/p","user_agent":"UA","ip_address":"10.0.0.1"}')
+    split = split_records(records([raw]), NOW_MS)
+    event = split.valid[0].event
+    assert event.canonical
+    row = _parse_copy(raw_copy_text(split.valid), RAW_COLUMNS)[0]
+    assert row["raw_data"] == raw.decode() and row["event_timestamp"] == TS
+    assert (row["price"], row["quantity"], row["category"]) == ("12.5", "2", "books")
+    assert processed_json(event) == raw
+
+
+def test_non_canonical_events_are_published_cleaned() -> None:
+    from ingestion.publish import processed_json
+
+    raw = valid(ID1.upper(), event_timestamp="2026-11-18T12:00:00+02:00", extra_field=1)
+    event = split_records(records([raw]), NOW_MS).valid[0].event
+    assert not event.canonical
+    published = json.loads(processed_json(event))
+    assert published["event_id"] == ID1 and "extra_field" not in published
+    assert published["event_timestamp"] == TS and published["user_agent"] == "UA\\1"

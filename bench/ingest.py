@@ -1,0 +1,281 @@
+"""Ingestion throughput and latency, measured in one run on the same rows.
+
+1. Backlog drain: the simulator fills the events topic (backfill, 1% bad), then
+   `ingest stream --available-now` (the events query only) drains it into raw_events /
+   rejected_events: events/s from topic into PostgreSQL, overall and without the first
+   (warm-up) batch, with where the time went.
+2. Raw COPY: the rows that landed, copied out and COPYed into a scratch table built like
+   raw.raw_events (same indexes): the floor PostgreSQL itself sets. Ratio = drain / COPY.
+3. Latency: both queries running continuously, valid events produced at a steady rate
+   (default 2,000 events/s) stamped with the current time; the produce time of each event
+   against the moment the realtime_metrics totals first include it: p50 / p95.
+   (Events become visible batch by batch, in produce order up to a batch's granularity.)
+
+Targets on the 2-core reference machine: drain >= 30,000 events/s, p95 <= 10 s.
+By default it starts a private embedded stack (PostgreSQL + tansu) and removes it after.
+
+    .venv/bin/python bench/ingest.py [--days 3 --events-per-day 200000] [--rate 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from ecom.config import Settings  # noqa: E402
+from ecom.db import connect  # noqa: E402
+from ecom.stack import broker, postgres  # noqa: E402
+from ecom.stack.manager import up  # noqa: E402
+from ecom.stack.ports import free_port  # noqa: E402
+from ingestion.sink import RAW_COLUMNS  # noqa: E402
+from ingestion.stream import IngestJob  # noqa: E402
+
+DRAIN_TARGET = 30_000
+P95_TARGET = 10.0
+
+
+def private_stack(data_dir: Path) -> Settings:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ECOM_")}
+    env.update(ECOM_DATA_DIR=str(data_dir), ECOM_PG_PORT=str(free_port()),
+               ECOM_KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}")
+    settings, _ = up(Settings.from_env(env))
+    return settings
+
+
+def fill_backlog(settings: Settings, days: int, per_day: int) -> dict:
+    end = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
+    manifest = settings.data_dir / "bench-backlog.json"
+    subprocess.run(
+        [sys.executable, "-m", "ecom.cli", "simulate", "backfill", "--days", str(days),
+         "--events-per-day", str(per_day), "--end-date", end, "--seed", "4242",
+         "--bad-rate", "0.01", "--manifest", str(manifest), "--no-progress"],
+        cwd=REPO, env=settings.subprocess_env(), check=True, stdout=subprocess.DEVNULL)
+    return json.loads(manifest.read_text())
+
+
+def drain(job: IngestJob, messages: int) -> dict:
+    lines: list[str] = []
+    job.log = lines.append
+    started = time.perf_counter()
+    job.wait([job.start_events(available_now=True)])
+    elapsed = time.perf_counter() - started
+    stats = job.stats
+    assert stats.rows == messages, f"drained {stats.rows} of {messages} messages"
+    per_batch = [(r.rows_read, s, r.timings) for r, s in job.batch_log]
+    first_s = per_batch[0][1]
+    if len(per_batch) < 3:
+        print("  (fewer than 3 batches: raise the backlog or lower --max-rows-per-batch for a "
+              "steady-state figure)")
+    steady_rows = sum(r for r, _, _ in per_batch[1:])
+    steady_s = sum(s for _, s, _ in per_batch[1:])
+    phases: dict[str, float] = {}
+    for _, _, timings in per_batch:
+        for k, v in timings.items():
+            phases[k] = phases.get(k, 0.0) + v
+    return {
+        "messages": stats.rows, "landed": stats.valid, "rejected": stats.rejected,
+        "batches": stats.batches, "seconds": round(elapsed, 2),
+        "events_per_s": round(stats.rows / elapsed),
+        "steady_events_per_s": round(steady_rows / steady_s) if steady_s else 0,
+        "first_batch_seconds": round(first_s, 2),
+        "phase_seconds": {k: round(v, 2) for k, v in sorted(phases.items(),
+                                                            key=lambda kv: -kv[1])},
+    }
+
+
+def raw_copy_rate(settings: Settings) -> dict:
+    columns = ", ".join(RAW_COLUMNS)
+    buf = io.StringIO()
+    with connect(settings) as conn, conn.cursor() as cur:
+        cur.copy_expert(f"copy (select {columns} from raw.raw_events) to stdout", buf)
+        cur.execute("create schema if not exists bench")
+        cur.execute("drop table if exists bench.raw_copy")
+        cur.execute("create table bench.raw_copy (like raw.raw_events including all)")
+    rows = buf.getvalue().count("\n")
+    buf.seek(0)
+    conn = connect(settings)
+    try:
+        with conn, conn.cursor() as cur:
+            started = time.perf_counter()
+            cur.copy_expert(f"copy bench.raw_copy ({columns}) from stdin", buf, size=8 << 20)
+        elapsed = time.perf_counter() - started  # including the commit
+        with conn, conn.cursor() as cur:
+            cur.execute("drop schema bench cascade")
+    finally:
+        conn.close()
+    return {"rows": rows, "seconds": round(elapsed, 2), "rows_per_s": round(rows / elapsed)}
+
+
+def _valid_event(now: datetime, i: int, run: str) -> tuple[bytes, bytes]:
+    user = f"bench-{run}-u{i % 5000}"
+    event = {
+        "event_id": str(uuid.uuid4()), "user_id": user, "session_id": f"{user}-s{i % 7}",
+        "event_type": "page_view" if i % 10 else "add_to_cart",
+        "event_timestamp": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
+        "page_url": "https://shop.example.com/p/1", "user_agent": "bench/1.0",
+        "ip_address": "10.0.0.1",
+    }
+    if i % 10 == 0:
+        event.update(product_id="P00001", category="books", price=12.5, quantity=1)
+    return user.encode(), json.dumps(event).encode()
+
+
+def latency(settings: Settings, job: IngestJob, rate: float, seconds: float) -> dict:
+    from confluent_kafka import Producer
+
+    job.log = lambda line: None
+    runner = threading.Thread(target=job.run, kwargs={"available_now": False}, daemon=True)
+    runner.start()
+    time.sleep(15)  # both queries started and idle
+    first_window = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=5)
+
+    def visible() -> int:
+        with connect(settings) as conn, conn.cursor() as cur:
+            cur.execute("select coalesce(sum(events), 0) from raw.realtime_metrics "
+                        "where window_start >= %s", (first_window,))
+            return int(cur.fetchone()[0])
+
+    baseline = visible()
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers,
+                         "linger.ms": 5, "acks": "all"})
+    sent_at: list[float] = []
+    total = int(rate * seconds)
+    run = uuid.uuid4().hex[:6]
+    seen: list[tuple[float, int]] = []
+    stop_polling = threading.Event()
+
+    def poll() -> None:
+        while not stop_polling.is_set():
+            seen.append((time.time(), visible() - baseline))
+            time.sleep(0.1)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    start = time.time()
+    for i in range(total):
+        due = start + i / rate
+        pause = due - time.time()
+        if pause > 0:
+            time.sleep(pause)
+        key, value = _valid_event(datetime.now(UTC), i, run)
+        sent_at.append(time.time())
+        producer.produce(settings.topic_events, value, key)
+        producer.poll(0)
+    producer.flush(30)
+    produced_rate = total / (time.time() - start)
+    deadline = time.time() + 120
+    while (not seen or seen[-1][1] < total) and time.time() < deadline:
+        time.sleep(0.2)
+    stop_polling.set()
+    poller.join()
+    job.request_stop()
+    runner.join(timeout=120)
+    latencies, j = [], 0
+    for k, t_sent in enumerate(sent_at):
+        while j < len(seen) and seen[j][1] < k + 1:
+            j += 1
+        if j == len(seen):
+            break
+        latencies.append(seen[j][0] - t_sent)
+    latencies.sort()
+    if len(latencies) < total:
+        print(f"  warning: only {len(latencies):,} of {total:,} events became visible")
+
+    def pct(p: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))], 2)
+
+    return {"rate": rate, "produced_rate": round(produced_rate), "events": total,
+            "visible": len(latencies), "p50_s": pct(0.50), "p95_s": pct(0.95),
+            "max_s": round(latencies[-1], 2)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--days", type=int, default=3, help="backlog days (default 3)")
+    parser.add_argument("--events-per-day", type=int, default=200_000,
+                        help="backlog events per day (default 200000)")
+    parser.add_argument("--max-rows-per-batch", type=int, default=None,
+                        help="micro-batch cap (default ECOM_MAX_ROWS_PER_BATCH)")
+    parser.add_argument("--rate", type=float, default=2000.0, help="latency phase events/s")
+    parser.add_argument("--latency-seconds", type=float, default=60.0,
+                        help="how long to produce in the latency phase (default 60)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    args = parser.parse_args()
+
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start (other work "
+          "on the machine lowers every figure)")
+    results: dict[str, object] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        settings = private_stack(Path(tmp))
+        job: IngestJob | None = None
+        try:
+            t0 = time.perf_counter()
+            manifest = fill_backlog(settings, args.days, args.events_per_day)
+            print(f"backlog: {manifest['messages_acknowledged']:,} messages "
+                  f"({manifest['valid_events']:,} valid) simulated in "
+                  f"{time.perf_counter() - t0:.1f} s")
+            from ingestion.spark import build_session
+
+            t0 = time.perf_counter()
+            spark = build_session(settings, "ecom-bench-ingest")
+            print(f"spark session: {time.perf_counter() - t0:.1f} s")
+            job = IngestJob(settings, spark, max_rows=args.max_rows_per_batch)
+            job.listen()
+            d = drain(job, manifest["messages_acknowledged"])
+            results["drain"] = d
+            print(f"drain: {d['messages']:,} messages in {d['seconds']} s = "
+                  f"{d['events_per_s']:,} events/s ({d['batches']} batches; without the "
+                  f"first {d['first_batch_seconds']} s batch: {d['steady_events_per_s']:,}/s)")
+            print(f"  time per phase (s): {d['phase_seconds']}")
+            t0 = time.perf_counter()
+            job.wait([job.start_windows(available_now=True)])
+            print(f"windows catch-up over the backlog: {time.perf_counter() - t0:.1f} s")
+            job.close()
+
+            c = raw_copy_rate(settings)
+            results["raw_copy"] = c
+            ratio = d["events_per_s"] / c["rows_per_s"]
+            results["drain_over_copy"] = round(ratio, 2)
+            print(f"raw COPY of the same {c['rows']:,} rows into a table like raw_events: "
+                  f"{c['seconds']} s = {c['rows_per_s']:,} rows/s")
+            print(f"ratio drain / raw COPY: {ratio:.2f}")
+
+            job = IngestJob(settings, spark)
+            lat = latency(settings, job, args.rate, args.latency_seconds)
+            results["latency"] = lat
+            print(f"latency at {lat['produced_rate']:,} events/s for {args.latency_seconds:.0f} s:"
+                  f" p50 {lat['p50_s']} s, p95 {lat['p95_s']} s, max {lat['max_s']} s "
+                  f"({lat['visible']:,}/{lat['events']:,} visible)")
+            spark.stop()
+        finally:
+            if job is not None:
+                job.close()
+            broker.stop(settings)
+            postgres.destroy(settings)
+    drain_ok = results["drain"]["events_per_s"] >= DRAIN_TARGET  # type: ignore[index]
+    p95_ok = results["latency"]["p95_s"] <= P95_TARGET  # type: ignore[index]
+    print(f"\nload average {os.getloadavg()[0]:.1f} at end")
+    print(f"drain target {DRAIN_TARGET:,}/s: {'met' if drain_ok else 'MISSED'}; "
+          f"p95 target {P95_TARGET:.0f} s: {'met' if p95_ok else 'MISSED'}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
