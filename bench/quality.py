@@ -10,7 +10,8 @@ One run, on a private embedded PostgreSQL (temp dir, free port, removed afterwar
   3. build the dbt staging view and run the staging gate on the same day (--no-staging: skip);
   4. corrupt 0.1 % of the day (null ip_address, unknown event_type) and run it again: the
      failing path (GE also fetches sample unexpected values).
-Prints each gate's wall time, the expectations checked and the rows validated.
+Prints each gate's wall time, the expectations checked and the rows validated, with the
+machine's load average (on a shared 2-core box the same run varies 2x with the load).
 
     .venv/bin/python bench/quality.py [--rows 1000000] [--history 2] [--no-staging]
                                       [--json out.json]
@@ -44,7 +45,8 @@ from tests.dbt_support import run_dbt  # noqa: E402
 sys.path.insert(0, str(REPO / "bench"))
 from raw_day import load_day  # noqa: E402 (bench/raw_day.py)
 
-TARGET_S = 10.0
+#: the issue's bar: "seconds, not minutes"
+TARGET_S = 60.0
 
 
 def _private_settings(data_dir: Path) -> Settings:
