@@ -40,6 +40,7 @@ from tests.dbt_support import (  # noqa: E402
     query,
     read_jsonl,
     run_dbt,
+    run_results,
 )
 
 TARGET_RATIO = 0.10
@@ -96,7 +97,9 @@ def _dbt(settings: Settings, label: str, *args: str) -> float:
                if "rebuilding" in line]
     for line in rebuilt[:1]:
         print(f"  {line.strip()}")
-    print(f"  {seconds:.1f} s")
+    slowest = sorted(run_results(settings), key=lambda r: -r["execution_time"])[:4]
+    print(f"  {seconds:.1f} s; slowest: " + ", ".join(
+        f"{r['unique_id'].split('.')[-1]} {r['execution_time']:.1f} s" for r in slowest))
     return seconds
 
 

@@ -5,6 +5,7 @@
         incremental_strategy='merge_by_date',
         meta={'merge_date_column': 'event_date'},
         on_schema_change='fail',
+        post_hook='analyze {{ this }}',
         indexes=[
             {'columns': ['event_id'], 'unique': True},
             {'columns': ['event_date']},
@@ -16,7 +17,9 @@
 }}
 
 {#- Incremental runs rebuild only the sessions that gained events, and write
-    only the rows whose session context changed (see the overview). -#}
+    only the rows whose session context changed (see the overview). The
+    post-hook refreshes the planner's statistics: the models that read the new
+    days next would otherwise plan for an empty date range. -#}
 {%- if is_incremental() %}
 {%- set changed_dates = source_changed_dates(ref('stg_ecommerce__events')) %}
 {%- endif %}
