@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
 .PHONY: help setup system-deps demo test test-fast lint stack-up stack-down stack-status \
-        dbt-parse docs bench clean
+        dbt-parse dbt-docs docs bench clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -38,6 +38,11 @@ setup: $(STAMP)  ## create .venv and install the project (idempotent)
 dbt-parse: setup  ## write dbt_project/target/manifest.json (Cosmos renders the DAG from it)
 	@if [ -f dbt_project/dbt_project.yml ]; then \
 	  $(BIN)/dbt parse --project-dir dbt_project --profiles-dir dbt_project --quiet; fi
+
+dbt-docs: setup  ## generate the dbt docs site (lineage sources -> marts -> exposures) and serve it (DOCS_PORT, default 8081)
+	eval "$$($(BIN)/ecom env)" && \
+	  $(BIN)/dbt docs generate --project-dir dbt_project --profiles-dir dbt_project && \
+	  $(BIN)/dbt docs serve --project-dir dbt_project --profiles-dir dbt_project --no-browser --port $${DOCS_PORT:-8081}
 
 stack-up: setup  ## start embedded PostgreSQL + broker, migrate, create topics
 	$(BIN)/ecom stack up
