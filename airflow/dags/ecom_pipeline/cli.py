@@ -120,13 +120,16 @@ def pipeline_run(
     for current in days:
         console.rule(f"ecommerce_analytics_pipeline  {current}")
         started: dict[str, float] = {}
+        ended: list[str] = []
 
-        def progress(kind: str, task_id: str, started: dict[str, float] = started) -> None:
+        def progress(kind: str, task_id: str, started: dict[str, float] = started,
+                     ended: list[str] = ended) -> None:
             if kind == "start":
                 started[task_id] = time.monotonic()
                 return
+            ended.append(task_id)
             took = time.monotonic() - started.get(task_id, time.monotonic())
-            console.print(f"  [{len(started):>2}] {task_id}  {took:.1f} s", soft_wrap=True,
+            console.print(f"  [{len(ended):>2}] {task_id}  {took:.1f} s", soft_wrap=True,
                           highlight=False)
 
         run = run_day(settings, current, on_progress=progress)
