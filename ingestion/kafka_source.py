@@ -24,6 +24,7 @@ value binary. `read()` yields Arrow record batches (about 1.7x faster than tuple
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -219,6 +220,9 @@ class KafkaStreamReader(_ClientMixin, DataSourceStreamReader, SupportsTriggerAva
         self._target = self._log_ends()
 
     def latestOffset(self, start: Offsets, limit: ReadLimit) -> Offsets:
+        pause = self.options.get("pause_file")
+        if pause and os.path.exists(pause):
+            return dict(start)  # stopping: plan no new batch
         ends = self._log_ends()
         self._last_ends = dict(ends)
         check_not_ahead(self.topic, start, {int(k): v for k, v in ends.items()},

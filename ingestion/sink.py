@@ -355,7 +355,7 @@ def _reused(coord: Coord, stored: object, seen: object) -> OffsetsReusedError:
     return OffsetsReusedError(
         f"Kafka offset {offset} of {topic}[{partition}] was already ingested as {stored}, but "
         f"the broker now returns {seen} there: the broker lost its data and re-used offsets. "
-        "Nothing of this batch was written; see README 'Broker data loss' for the recovery."
+        "Nothing of this batch was written; see ingestion/README.md, 'Broker data loss'."
     )
 
 
@@ -440,7 +440,7 @@ def _ledger_conflict(query_name: str, batch_id: int, ledger: Any, unsettled: int
     return OffsetsReusedError(
         f"Batch {batch_id} of {query_name} is recorded as landed (offsets up to {ledger}), yet "
         f"{unsettled} of its records are in neither raw table: the broker lost data and re-used "
-        "offsets. Nothing was written; see README 'Broker data loss'."
+        "offsets. Nothing was written; see ingestion/README.md, 'Broker data loss'."
     )
 
 

@@ -10,8 +10,10 @@ Offsets live in Spark checkpoints under `<data dir>/checkpoints/ingest/`; the si
 key is a name stored next to them (`identity.json`), so a reset checkpoint starts a new
 ledger lane instead of colliding with old batch ids.
 
-Runs until SIGINT/SIGTERM, stopping between batches (a batch in flight finishes or is rolled
-back as a whole; a hard kill is safe too, that is what the crash test does). With
+Runs until SIGINT/SIGTERM, stopping between batches: the sources stop planning new batches
+(a pause file they check), the batch in flight commits, then the queries stop. A hard kill
+is safe too (the batch in flight rolls back and is replayed): that is what the crash test
+does. With
 `--available-now` it drains what the topic holds when it starts, then the windows catch up,
 then it exits (Trigger.AvailableNow, supported by the Python source).
 """
@@ -41,10 +43,6 @@ from ingestion.sink import BatchResult, arrow_chunks, land_batch
 from ingestion.windows import upsert_windows, window_stream
 
 RESET_HINT = "`ecom ingest stream --reset-checkpoint` (re-reads the topic from its start)."
-
-
-class StopRequested(Exception):
-    """Raised inside foreachBatch when a stop was requested: the batch is not committed."""
 
 
 @dataclass(frozen=True)
@@ -127,8 +125,12 @@ def preflight(settings: Settings, paths: StreamPaths) -> None:
         client.close()
 
 
-def source_stream(spark: Any, settings: Settings, topic: str, max_rows: int) -> Any:
-    """The raw Kafka stream (topic, partition, offset, timestamp, key, value)."""
+def source_stream(spark: Any, settings: Settings, topic: str, max_rows: int,
+                  pause_file: Path | None = None) -> Any:
+    """The raw Kafka stream (topic, partition, offset, timestamp, key, value).
+
+    While `pause_file` exists the Python source plans no new batch (a clean stop).
+    """
     if settings.kafka_source == "native":
         from ingestion.native import read_stream
 
@@ -144,6 +146,7 @@ def source_stream(spark: Any, settings: Settings, topic: str, max_rows: int) -> 
         .option("max_rows_per_batch", str(max_rows))
         .option("starting_offsets", "earliest")
         .option("reset_hint", RESET_HINT)
+        .option("pause_file", str(pause_file or ""))
         .load()
     )
 
@@ -188,8 +191,8 @@ class IngestJob:
         self.publisher = Publisher(settings) if publish else None
         self.stats = StreamStats()
         self.batch_log: list[tuple[BatchResult, float]] = []  # every landed batch, in order
-        self._batch_lock = threading.Lock()
         self._stopping = threading.Event()
+        self._pause_file = self.paths.root / f"pause-{uuid.uuid4().hex[:8]}"
         self._failure: BaseException | None = None
         self._conns: dict[str, Any] = {}
         self.queries: dict[str, Any] = {}
@@ -205,52 +208,46 @@ class IngestJob:
 
     # ---- foreachBatch callbacks --------------------------------------------------------
     def land(self, df: Any, batch_id: int) -> None:
-        """foreachBatch of the events query."""
-        with self._batch_lock:
-            if self._stopping.is_set():
-                raise StopRequested("stop requested")
-            started = time.perf_counter()
-            try:
-                table = df.toArrow()
-                spark_s = time.perf_counter() - started
-                result = land_batch(self._conn("tx"), self._conn("check", autocommit=True),
-                                    self.query_name, batch_id, arrow_chunks(table))
-                result.timings["spark"] = spark_s
-                if self.publisher is not None and result.landed:
-                    t0 = time.perf_counter()
-                    self.publisher.publish(result.landed)
-                    result.timings["publish"] = time.perf_counter() - t0
-            except BaseException as exc:
-                self._failure = exc  # land_batch rolled back: nothing of it is visible
-                raise
-            seconds = time.perf_counter() - started
-            result.landed = []  # free memory; counts stay
-            stats = self.stats
-            stats.batches += 1
-            stats.rows += result.rows_read
-            stats.valid += result.valid
-            stats.rejected += result.rejected
-            stats.duplicates += result.duplicates
-            stats.seconds += seconds
-            stats.results[batch_id] = (result, seconds)
-            self.batch_log.append((result, seconds))
+        """foreachBatch of the events query: land exactly once, then publish."""
+        started = time.perf_counter()
+        try:
+            table = df.toArrow()
+            spark_s = time.perf_counter() - started
+            result = land_batch(self._conn("tx"), self._conn("check", autocommit=True),
+                                self.query_name, batch_id, arrow_chunks(table))
+            result.timings["spark"] = spark_s
+            if self.publisher is not None and result.landed:
+                t0 = time.perf_counter()
+                self.publisher.publish(result.landed)
+                result.timings["publish"] = time.perf_counter() - t0
+        except BaseException as exc:
+            self._failure = exc  # land_batch rolled back: nothing of it is visible
+            raise
+        seconds = time.perf_counter() - started
+        result.landed = []  # free memory; counts stay
+        stats = self.stats
+        stats.batches += 1
+        stats.rows += result.rows_read
+        stats.valid += result.valid
+        stats.rejected += result.rejected
+        stats.duplicates += result.duplicates
+        stats.seconds += seconds
+        stats.results[batch_id] = (result, seconds)
+        self.batch_log.append((result, seconds))
 
     def update_windows(self, df: Any, batch_id: int) -> None:
-        """foreachBatch of the windows query."""
-        with self._batch_lock:
-            if self._stopping.is_set():
-                raise StopRequested("stop requested")
-            try:
-                table = df.toArrow()
-                keys = list(zip(table.column("window_start").to_pylist(),
-                                table.column("event_type").to_pylist(),
-                                table.column("category").to_pylist(), strict=True))
-                updated = upsert_windows(self._conn("windows"), keys)
-                self.stats.window_keys += updated
-                self.stats.window_batches[batch_id] = updated
-            except BaseException as exc:
-                self._failure = exc
-                raise
+        """foreachBatch of the windows query: recompute the touched windows."""
+        try:
+            table = df.toArrow()
+            keys = list(zip(table.column("window_start").to_pylist(),
+                            table.column("event_type").to_pylist(),
+                            table.column("category").to_pylist(), strict=True))
+            updated = upsert_windows(self._conn("windows"), keys)
+        except BaseException as exc:
+            self._failure = exc
+            raise
+        self.stats.window_keys += updated
+        self.stats.window_batches[batch_id] = updated
 
     # ---- queries -----------------------------------------------------------------------
     def _trigger(self, available_now: bool) -> dict[str, Any]:
@@ -260,7 +257,7 @@ class IngestJob:
 
     def start_events(self, available_now: bool) -> Any:
         stream = source_stream(self.spark, self.settings, self.settings.topic_events,
-                               self.max_rows)
+                               self.max_rows, self._pause_file)
         query = (
             stream.writeStream.queryName("events")
             .foreachBatch(self.land)
@@ -272,8 +269,9 @@ class IngestJob:
         return query
 
     def start_windows(self, available_now: bool) -> Any:
-        stream = source_stream(self.spark, self.settings, self.settings.topic_processed,
-                               self.max_rows)
+        # no row cap: each batch takes all that was published, so lateness follows arrival
+        stream = source_stream(self.spark, self.settings, self.settings.topic_processed, 0,
+                               self._pause_file)
         keys = window_stream(self.spark, stream, self.settings.watermark_minutes)
         query = (
             keys.writeStream.queryName("windows")
@@ -335,12 +333,21 @@ class IngestJob:
         """Stop between batches: wait for the batch in flight, then stop the queries."""
         self._stopping.set()
 
-    def _stop_all(self) -> None:
+    def _stop_all(self, timeout_s: float = 300.0) -> None:
+        """Pause the sources (no new batch is planned), let the batch in flight commit, stop."""
         self._stopping.set()
-        with self._batch_lock:  # no batch is landing while we stop
-            for query in self.queries.values():
-                if query.isActive:
-                    query.stop()
+        self._pause_file.parent.mkdir(parents=True, exist_ok=True)
+        self._pause_file.touch()
+        deadline = time.monotonic() + timeout_s
+        idle_checks = 0
+        while idle_checks < 3 and time.monotonic() < deadline:
+            busy = any(q.isActive and q.status.get("isTriggerActive") for q in
+                       self.queries.values())
+            idle_checks = 0 if busy else idle_checks + 1
+            time.sleep(0.05)
+        for query in self.queries.values():
+            if query.isActive:
+                query.stop()
 
     def wait(self, queries: list[Any]) -> None:
         """Wait until the queries end (or a stop is requested); raise their failure."""
@@ -362,7 +369,7 @@ class IngestJob:
         exc = query.exception()
         if exc is None:
             return
-        if isinstance(self._failure, StopRequested) or self._stopping.is_set():
+        if self._stopping.is_set():
             return
         if isinstance(self._failure, UserError):
             raise self._failure
@@ -394,6 +401,7 @@ class IngestJob:
         return self.stats
 
     def close(self) -> None:
+        self._pause_file.unlink(missing_ok=True)
         for query in self.queries.values():
             if query.isActive:
                 query.stop()
