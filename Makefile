@@ -57,6 +57,7 @@ demo: setup dbt-parse  ## the main job end to end on the embedded stack, with a 
 	$(BIN)/ecom stack up
 	$(BIN)/ecom simulate backfill --days 3 --events-per-day 20000 --bad-rate 0.01 --late-rate 0.02
 	$(BIN)/ecom simulate live --rate 300 --duration 10 --bad-rate 0.01 --late-rate 0.02
+	$(BIN)/ecom ingest stream --available-now  # Spark: drain the topic, print landed/rejected
 	$(BIN)/ecom pipeline run --last 3  # the DAG (airflow dags test) once per simulated day
 
 test: setup dbt-parse  ## full test suite (fails if no test ran)
