@@ -66,12 +66,54 @@ def fill_backlog(settings: Settings, days: int, per_day: int) -> dict:
     return json.loads(manifest.read_text())
 
 
+def _ticks(pid: int) -> tuple[int, int] | None:
+    """(parent pid, utime + stime ticks) of a live process."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[1]), int(fields[11]) + int(fields[12])
+
+
+def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by each root process and its live descendants."""
+    procs = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (info := _ticks(int(entry))) is not None:
+            procs[int(entry)] = info
+    out = dict.fromkeys(roots, 0.0)
+    owner = {pid: name for name, pid in roots.items()}
+    for pid, (_, ticks) in procs.items():
+        node, hops = pid, 0
+        while node not in owner and node in procs and hops < 20:
+            node, hops = procs[node][0], hops + 1
+        if node in owner:
+            out[owner[node]] += ticks / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def cpu_roots(settings: Settings) -> dict[str, int]:
+    """Driver (this process, with Spark's JVM and Python workers below it), PostgreSQL, broker."""
+    roots = {"driver + Spark": os.getpid()}
+    pg_pid = postgres.cluster_dir(settings) / "postmaster.pid"
+    if pg_pid.is_file():
+        roots["PostgreSQL"] = int(pg_pid.read_text().split()[0])
+    if (broker_pid := broker.running_pid(settings)) is not None:
+        roots["broker"] = broker_pid
+    return roots
+
+
 def drain(job: IngestJob, messages: int) -> dict:
     lines: list[str] = []
     job.log = lines.append
+    roots = cpu_roots(job.settings)
+    cpu_before = cpu_seconds(roots)
     started = time.perf_counter()
     job.wait([job.start_events(available_now=True)])
     elapsed = time.perf_counter() - started
+    cpu_after = cpu_seconds(roots)
+    cpu_us = {name: round((cpu_after[name] - cpu_before[name]) / messages * 1e6, 1)
+              for name in roots}
     stats = job.stats
     assert stats.rows == messages, f"drained {stats.rows} of {messages} messages"
     per_batch = [(r.rows_read, s, r.timings) for r, s in job.batch_log]
@@ -93,6 +135,8 @@ def drain(job: IngestJob, messages: int) -> dict:
         "first_batch_seconds": round(first_s, 2),
         "phase_seconds": {k: round(v, 2) for k, v in sorted(phases.items(),
                                                             key=lambda kv: -kv[1])},
+        "cpu_us_per_event": cpu_us,
+        "two_core_ceiling_events_per_s": round(2e6 / sum(cpu_us.values())),
     }
 
 
@@ -107,16 +151,21 @@ def raw_copy_rate(settings: Settings) -> dict:
     rows = buf.getvalue().count("\n")
     buf.seek(0)
     conn = connect(settings)
+    roots = cpu_roots(settings)
     try:
+        cpu_before = cpu_seconds(roots)
         with conn, conn.cursor() as cur:
             started = time.perf_counter()
             cur.copy_expert(f"copy bench.raw_copy ({columns}) from stdin", buf, size=8 << 20)
         elapsed = time.perf_counter() - started  # including the commit
+        cpu_after = cpu_seconds(roots)
         with conn, conn.cursor() as cur:
             cur.execute("drop schema bench cascade")
     finally:
         conn.close()
-    return {"rows": rows, "seconds": round(elapsed, 2), "rows_per_s": round(rows / elapsed)}
+    pg_us = (cpu_after.get("PostgreSQL", 0) - cpu_before.get("PostgreSQL", 0)) / rows * 1e6
+    return {"rows": rows, "seconds": round(elapsed, 2), "rows_per_s": round(rows / elapsed),
+            "postgres_cpu_us_per_row": round(pg_us, 1)}
 
 
 def _valid_event(now: datetime, i: int, run: str) -> tuple[bytes, bytes]:
@@ -241,6 +290,9 @@ def main() -> int:
                   f"{d['events_per_s']:,} events/s ({d['batches']} batches; without the "
                   f"first {d['first_batch_seconds']} s batch: {d['steady_events_per_s']:,}/s)")
             print(f"  time per phase (s): {d['phase_seconds']}")
+            print(f"  CPU per event (us): {d['cpu_us_per_event']}, total "
+                  f"{sum(d['cpu_us_per_event'].values()):.1f} us: with 2 idle cores the work "
+                  f"fits {d['two_core_ceiling_events_per_s']:,} events/s")
             t0 = time.perf_counter()
             job.wait([job.start_windows(available_now=True)])
             print(f"windows catch-up over the backlog: {time.perf_counter() - t0:.1f} s")
@@ -251,7 +303,8 @@ def main() -> int:
             ratio = d["events_per_s"] / c["rows_per_s"]
             results["drain_over_copy"] = round(ratio, 2)
             print(f"raw COPY of the same {c['rows']:,} rows into a table like raw_events: "
-                  f"{c['seconds']} s = {c['rows_per_s']:,} rows/s")
+                  f"{c['seconds']} s = {c['rows_per_s']:,} rows/s "
+                  f"({c['postgres_cpu_us_per_row']} us PostgreSQL CPU per row)")
             print(f"ratio drain / raw COPY: {ratio:.2f}")
 
             job = IngestJob(settings, spark)
@@ -269,7 +322,8 @@ def main() -> int:
     drain_ok = results["drain"]["events_per_s"] >= DRAIN_TARGET  # type: ignore[index]
     p95_ok = results["latency"]["p95_s"] <= P95_TARGET  # type: ignore[index]
     print(f"\nload average {os.getloadavg()[0]:.1f} at end")
-    print(f"drain target {DRAIN_TARGET:,}/s: {'met' if drain_ok else 'MISSED'}; "
+    print(f"drain target {DRAIN_TARGET:,}/s: {'met' if drain_ok else 'MISSED'} (CPU-bound "
+          f"ceiling on 2 idle cores: {results['drain']['two_core_ceiling_events_per_s']:,}/s); "
           f"p95 target {P95_TARGET:.0f} s: {'met' if p95_ok else 'MISSED'}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
