@@ -8,7 +8,7 @@
         post_hook='analyze {{ this }}',
         indexes=[
             {'columns': ['event_id'], 'unique': True},
-            {'columns': ['event_date']},
+            {'columns': ['event_date', 'ingested_at']},
             {'columns': ['session_started_at']},
             {'columns': ['user_id', 'session_started_at']},
             {'columns': ['sessionized_at']},
