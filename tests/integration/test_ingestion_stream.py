@@ -265,6 +265,39 @@ def test_batch_replay_over_the_whole_topic_adds_nothing(ingested: tuple, spark: 
     assert sum(rejected_by_reason(settings).values()) == manifest.bad_events
 
 
+def test_replay_by_kafka_time_selects_nothing_in_the_future(ingested: tuple, spark: Any
+                                                            ) -> None:
+    settings, _ = ingested
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    stats = replay(settings, spark, later, "latest", log=print)
+    assert stats.rows == 0
+
+
+def test_both_kafka_clients_read_the_same_records(ingested: tuple) -> None:
+    settings, _ = ingested
+    topic, seen = settings.topic_events, []
+    for name in ("confluent", "kafka-python"):
+        client = make_client(settings.kafka_bootstrap_servers, name)
+        try:
+            ends = client.log_ends(topic, client.partitions(topic))
+            batches = list(client.read_range(topic, 1, 10, ends[1] - 5))
+        finally:
+            client.close()
+        offsets = [o for b in batches for o in b.column("offset").to_pylist()]
+        values = [v for b in batches for v in b.column("value").to_pylist()]
+        seen.append((ends, offsets, values))
+    assert seen[0] == seen[1]
+    assert seen[0][1] == list(range(10, seen[0][0][1] - 5))
+
+
+def test_status_shows_no_lag_after_a_drain(ingested: tuple) -> None:
+    settings, _ = ingested
+    out = run_ecom(settings, "ingest", "status").stdout
+    assert settings.topic_events in out and "raw.raw_events" in out
+    rows = [line for line in out.splitlines() if line.strip().startswith("│ ")]
+    assert rows and all(line.split("│")[-2].strip() == "0" for line in rows[1:])
+
+
 def _produce(settings: Settings, events: list[dict]) -> None:
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, "acks": "all"})
     for event in events:
