@@ -7,6 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# e.g. make demo DEMO_ARGS='--days 5 --events-per-day 50000'
+DEMO_ARGS ?=
 
 .PHONY: help setup system-deps demo test test-fast lint stack-up stack-down stack-status \
         dbt-parse dbt-docs docs bench clean
@@ -54,11 +56,7 @@ stack-status: setup  ## show services and topics
 	$(BIN)/ecom stack status
 
 demo: setup dbt-parse  ## the main job end to end on the embedded stack, with a summary
-	$(BIN)/ecom stack up
-	$(BIN)/ecom simulate backfill --days 3 --events-per-day 20000 --bad-rate 0.01 --late-rate 0.02
-	$(BIN)/ecom simulate live --rate 300 --duration 10 --bad-rate 0.01 --late-rate 0.02
-	$(BIN)/ecom ingest stream --available-now  # Spark: drain the topic, print landed/rejected
-	$(BIN)/ecom pipeline run --last 3  # the DAG (airflow dags test) once per simulated day
+	$(BIN)/ecom demo $(DEMO_ARGS)
 
 test: setup dbt-parse  ## full test suite (fails if no test ran)
 	@set +e; $(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
