@@ -7,7 +7,6 @@
         on_schema_change='fail',
         post_hook='analyze {{ this }}',
         indexes=[
-            {'columns': ['event_id'], 'unique': True},
             {'columns': ['event_date', 'ingested_at']},
             {'columns': ['session_started_at']},
             {'columns': ['user_id', 'session_started_at']},
@@ -19,7 +18,9 @@
 {#- Incremental runs rebuild only the sessions that gained events, and write
     only the rows whose session context changed (see the overview). The
     post-hook refreshes the planner's statistics: the models that read the new
-    days next would otherwise plan for an empty date range. -#}
+    days next would otherwise plan for an empty date range. No index on
+    event_id: merge_by_date matches keys within the changed dates (read through
+    the event_date index), and the unique test guards the key. -#}
 {%- if is_incremental() %}
 {%- set changed_dates = source_changed_dates(ref('stg_ecommerce__events')) %}
 {%- endif %}
