@@ -1,0 +1,389 @@
+"""Run every benchmark once and write one markdown table of their figures, with the machine.
+
+Runs, each in its own process (its output streams through and is kept in bench/out/):
+  simulate.py   simulator events/s (generation only, produced via confluent / kafka-python)
+  ingest.py     backlog drain events/s vs a bare COPY of the same rows, p50/p95 latency
+                from produce to visible in realtime_metrics
+  dbt_build.py  dbt full build vs incremental run of one new day
+  dag_parse.py  DAG parse time (Cosmos from the dbt manifest) vs rendering with dbt ls
+  quality.py    Great Expectations raw checkpoint over a day of events
+and writes the figures, their targets and the machine description (cores, memory, CPU,
+Python, Java, PostgreSQL, load average) to bench/RESULTS.md.
+
+Every figure is measured on this machine in this run; other work on the machine lowers
+them (the load average before each benchmark is in the table). The full sizes take tens of
+minutes: run them on a quiet machine. `--quick` uses small sizes (a few minutes) to check
+the harness; its report goes to bench/out/RESULTS-quick.md and is not a reference.
+
+    .venv/bin/python bench/report.py [--quick] [--only ingest,dbt_build] [--out PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "bench"
+OUT = BENCH / "out"
+sys.path.insert(0, str(REPO))
+
+
+# ---- what each benchmark is run with ------------------------------------------------------
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    script: str
+    full: tuple[str, ...]
+    quick: tuple[str, ...]
+    json_output: bool = True  # accepts --json PATH; otherwise figures come from stdout
+
+
+BENCHMARKS = (
+    Benchmark("simulate", "simulate.py", (), ("--days", "1", "--events-per-day", "20000")),
+    Benchmark("ingest", "ingest.py", (),
+              ("--days", "1", "--events-per-day", "40000", "--latency-seconds", "15")),
+    Benchmark("dbt_build", "dbt_build.py", (), ("--days", "3", "--events-per-day", "5000")),
+    Benchmark("dag_parse", "dag_parse.py", (), ("--runs", "1"), json_output=False),
+    Benchmark("quality", "quality.py", (), ("--rows", "50000", "--history", "1")),
+)
+
+
+def constant(script: str, name: str) -> Any:
+    """A module-level constant of a benchmark script (its target), read without importing."""
+    tree = ast.parse((BENCH / script).read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            return ast.literal_eval(node.value)
+    return None
+
+
+# ---- figures ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Row:
+    benchmark: str
+    figure: str
+    value: str
+    target: str = ""
+    verdict: str = ""
+
+
+def _num(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, int | float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _verdict(ok: bool | None) -> str:
+    return "" if ok is None else ("met" if ok else "MISSED")
+
+
+def simulate_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
+    target = constant("simulate.py", "TARGET")
+    rows = [Row("simulate", "generation only, events/s",
+                _num(data.get("generate", {}).get("events_per_s")))]
+    best = 0
+    for client in ("confluent", "kafka-python"):
+        if client in data:
+            rate = data[client]["events_per_s"]
+            best = max(best, rate)
+            rows.append(Row("simulate", f"produced via {client} (acks=all), events/s",
+                            _num(rate)))
+    if best:
+        rows.append(Row("simulate", "simulator events/s (best client)", _num(best),
+                        f">= {target:,}", _verdict(best >= target)))
+    if "ratio_confluent_over_kafka_python" in data:
+        ratio = data["ratio_confluent_over_kafka_python"]
+        rows.append(Row("simulate", "confluent / kafka-python", f"{ratio:.2f}x", ">= 2x",
+                        _verdict(ratio >= 2)))
+    return rows
+
+
+def ingest_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
+    drain, copy, lat = data.get("drain", {}), data.get("raw_copy", {}), data.get("latency", {})
+    drain_target = constant("ingest.py", "DRAIN_TARGET")
+    p95_target = constant("ingest.py", "P95_TARGET")
+    rate = drain.get("events_per_s")
+    rows = [
+        Row("ingest", f"backlog drain into raw, events/s ({_num(drain.get('messages'))} "
+            "messages)", _num(rate), f">= {drain_target:,}",
+            _verdict(None if rate is None else rate >= drain_target)),
+        Row("ingest", "bare COPY of the same rows, rows/s", _num(copy.get("rows_per_s"))),
+        Row("ingest", "ratio drain / COPY", _num(data.get("drain_over_copy"), 2)),
+    ]
+    if "two_core_ceiling_events_per_s" in drain:
+        rows.append(Row("ingest", "CPU-bound ceiling on 2 idle cores, events/s",
+                        _num(drain["two_core_ceiling_events_per_s"])))
+    p95 = lat.get("p95_s")
+    rows += [
+        Row("ingest", f"produce-to-visible latency p50 at {_num(lat.get('produced_rate'))} "
+            "events/s, s", _num(lat.get("p50_s"), 2)),
+        Row("ingest", f"produce-to-visible latency p95 at {_num(lat.get('produced_rate'))} "
+            "events/s, s", _num(p95, 2), f"<= {p95_target:g}",
+            _verdict(None if p95 is None else p95 <= p95_target)),
+    ]
+    return rows
+
+
+def dbt_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
+    target = constant("dbt_build.py", "TARGET_RATIO")
+    ratio = data.get("ratio")
+    return [
+        Row("dbt_build", f"full build, {data.get('days')} days "
+            f"({_num(data.get('history_events'))} events), s", _num(data.get("full_run_s"), 1)),
+        Row("dbt_build", f"incremental run, 1 new day ({_num(data.get('new_day_events'))} "
+            "events), s", _num(data.get("incremental_run_s"), 1)),
+        Row("dbt_build", "ratio incremental / full", _num(ratio, 3), f"<= {target}",
+            _verdict(None if ratio is None else ratio <= target)),
+        Row("dbt_build", "dbt test over the whole warehouse, s", _num(data.get("test_s"), 1)),
+    ]
+
+
+DAG_PATTERNS = {
+    "cold": r"parse DBT_MANIFEST cold[^:]*: ([0-9.]+) s",
+    "warm": r"parse DBT_MANIFEST warm[^:]*: ([0-9.]+) s",
+    "dbt_ls": r"render same dbt groups with DBT_LS[^:]*: ([0-9.]+) s",
+    "tasks": r"DAG ecommerce_analytics_pipeline: (\d+) tasks",
+}
+
+
+def dag_figures(stdout: str) -> dict[str, float]:
+    """dag_parse.py prints its figures (it has no --json)."""
+    found = {}
+    for key, pattern in DAG_PATTERNS.items():
+        match = re.search(pattern, stdout)
+        if match:
+            found[key] = float(match.group(1))
+    return found
+
+
+def dag_rows(_data: dict[str, Any], stdout: str) -> list[Row]:
+    f = dag_figures(stdout)
+    target = constant("dag_parse.py", "TARGET_S")
+    cold = f.get("cold")
+    rows = [
+        Row("dag_parse", f"DAG parse, cold process ({_num(f.get('tasks'))} tasks), s",
+            _num(cold, 3), f"<= {target:g}", _verdict(None if cold is None else cold <= target)),
+        Row("dag_parse", "DAG re-parse, warm, s", _num(f.get("warm"), 3)),
+    ]
+    if "dbt_ls" in f:
+        rows.append(Row("dag_parse", "same dbt groups rendered with dbt ls, s",
+                        _num(f["dbt_ls"], 3)))
+    return rows
+
+
+def quality_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
+    target = constant("quality.py", "TARGET_S")
+    warm = data.get("warm_s")
+    rows = [
+        Row("quality", f"GE raw checkpoint over {_num(data.get('rows'))} rows "
+            f"({data.get('expectations')} expectations), warm, s", _num(warm, 2),
+            f"<= {target:g}", _verdict(None if warm is None else warm <= target)),
+        Row("quality", "GE raw checkpoint, first in process, s", _num(data.get("cold_s"), 2)),
+        Row("quality", "GE raw checkpoint, failing day, s", _num(data.get("failing_s"), 2)),
+    ]
+    if "staging_s" in data:
+        rows.append(Row("quality", "GE staging checkpoint (dbt view), s",
+                        _num(data["staging_s"], 2)))
+    return rows
+
+
+ROWS: dict[str, Callable[[dict[str, Any], str], list[Row]]] = {
+    "simulate": simulate_rows, "ingest": ingest_rows, "dbt_build": dbt_rows,
+    "dag_parse": dag_rows, "quality": quality_rows,
+}
+
+
+# ---- running ------------------------------------------------------------------------------
+
+@dataclass
+class Outcome:
+    benchmark: Benchmark
+    command: list[str]
+    exit_code: int
+    seconds: float
+    load_before: float
+    rows: list[Row] = field(default_factory=list)
+    error: str = ""
+
+
+def run(bench: Benchmark, quick: bool, out_dir: Path) -> Outcome:
+    json_path = out_dir / f"{bench.name}.json"
+    json_path.unlink(missing_ok=True)
+    cmd = [sys.executable, str(BENCH / bench.script), *(bench.quick if quick else bench.full)]
+    if bench.json_output:
+        cmd += ["--json", str(json_path)]
+    shown = " ".join(["bench/" + bench.script, *cmd[2:]]).replace(str(REPO) + "/", "")
+    print(f"\n=== {shown}", flush=True)
+    load = os.getloadavg()[0]
+    started = time.monotonic()
+    lines: list[str] = []
+    with subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, bufsize=1) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            print(f"  {line}", end="", flush=True)
+            lines.append(line)
+    seconds = time.monotonic() - started
+    stdout = "".join(lines)
+    (out_dir / f"{bench.name}.log").write_text(stdout)
+    outcome = Outcome(bench, [shown], proc.returncode, seconds, load)
+    data: dict[str, Any] = {}
+    if bench.json_output:
+        if json_path.is_file():
+            data = json.loads(json_path.read_text())
+        else:
+            outcome.error = f"exit {proc.returncode}, no figures written (see {bench.name}.log)"
+            return outcome
+    try:
+        outcome.rows = ROWS[bench.name](data, stdout)
+    except (KeyError, TypeError, ValueError) as exc:
+        outcome.error = f"could not read its figures ({exc}); see {bench.name}.log"
+    if proc.returncode != 0 and not outcome.error:
+        outcome.error = f"exit {proc.returncode} (a target missed, or see {bench.name}.log)"
+    return outcome
+
+
+# ---- machine ------------------------------------------------------------------------------
+
+def _first_line(cmd: list[str]) -> str:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "not found"
+    text = (proc.stdout or proc.stderr).strip()
+    return text.splitlines()[0] if text else "not found"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _postgres() -> str:
+    from ecom.config import Settings
+    from ecom.errors import UserError
+    from ecom.stack.postgres import find_binaries
+
+    try:
+        pg_ctl = find_binaries(Settings.from_env().pg_bin_dir).pg_ctl
+    except UserError:
+        return "not found"
+    return _first_line([pg_ctl, "--version"])
+
+
+def machine() -> dict[str, str]:
+    git = _first_line(["git", "-C", str(REPO), "log", "-1", "--format=%h (%cs)"])
+    return {
+        "date (UTC)": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
+        "commit": git,
+        "CPU": f"{_cpu_model()}, {os.cpu_count()} cores",
+        "memory": _memory(),
+        "OS": f"{platform.system()} {platform.release()}",
+        "Python": platform.python_version(),
+        "Java": _first_line(["java", "-version"]),
+        "PostgreSQL": _postgres(),
+        "load average at start (1/5/15 min)": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+# ---- report -------------------------------------------------------------------------------
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render(machine_info: dict[str, str], outcomes: list[Outcome], quick: bool) -> str:
+    lines = ["# Benchmark results", ""]
+    if quick:
+        lines += ["**Quick mode** (small sizes): checks the harness; not reference figures.", ""]
+    lines += ["Written by `bench/report.py`; each figure was measured in this one run on the "
+              "machine below. Other work on the machine lowers every figure: see each "
+              "benchmark's load average.", "", "## Machine", "", "| | |", "|---|---|"]
+    lines += [f"| {k} | {_cell(v)} |" for k, v in machine_info.items()]
+    lines += ["", "## Figures", "", "| benchmark | figure | value | target | verdict |",
+              "|---|---|---:|---|---|"]
+    for outcome in outcomes:
+        for row in outcome.rows:
+            lines.append(f"| {row.benchmark} | {_cell(row.figure)} | {row.value} | "
+                         f"{row.target} | {row.verdict} |")
+        if outcome.error and not outcome.rows:
+            lines.append(f"| {outcome.benchmark.name} | (no figures) | | | {outcome.error} |")
+    lines += ["", "## Runs", "", "| benchmark | command | wall time | load average before | "
+              "result |", "|---|---|---:|---:|---|"]
+    for o in outcomes:
+        lines.append(f"| {o.benchmark.name} | `{_cell(o.command[0])}` | {o.seconds:,.0f} s | "
+                     f"{o.load_before:.2f} | {_cell(o.error) or 'ok'} |")
+    lines += ["", "Each benchmark's full output is written to `bench/out/<name>.log` "
+              "(not committed).", ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes (a few minutes), report to bench/out/RESULTS-quick.md")
+    parser.add_argument("--only", help="comma-separated benchmarks to run (default all: "
+                        + ",".join(b.name for b in BENCHMARKS) + ")")
+    parser.add_argument("--out", type=Path, help="report path (default bench/RESULTS.md, "
+                        "or bench/out/RESULTS-quick.md with --quick)")
+    args = parser.parse_args()
+
+    chosen = list(BENCHMARKS)
+    if args.only:
+        names = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = sorted(set(names) - {b.name for b in BENCHMARKS})
+        if unknown:
+            parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from "
+                         + ", ".join(b.name for b in BENCHMARKS))
+        chosen = [b for b in BENCHMARKS if b.name in names]
+    out = args.out or (OUT / "RESULTS-quick.md" if args.quick else BENCH / "RESULTS.md")
+    OUT.mkdir(parents=True, exist_ok=True)
+
+    machine_info = machine()
+    print("machine: " + "; ".join(f"{k}: {v}" for k, v in machine_info.items()))
+    started = time.monotonic()
+    outcomes = [run(b, args.quick, OUT) for b in chosen]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render(machine_info, outcomes, args.quick))
+    failed = [o.benchmark.name for o in outcomes if not o.rows]
+    print(f"\nreport written to {out} after {time.monotonic() - started:,.0f} s"
+          + (f"; no figures from: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
