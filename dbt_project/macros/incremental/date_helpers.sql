@@ -52,3 +52,23 @@
         {%- endfor %})
     {%- endif -%}
 {% endmacro %}
+
+
+{% macro neighbour_dates(dates, pad_days=1) %}
+{#- The days within pad_days of `dates` that are not themselves in `dates`
+    (ISO strings, sorted). -#}
+    {%- set own = dates | map('string') | map('truncate', 10, true, '') | list -%}
+    {%- set found = [] -%}
+    {%- for text in own -%}
+        {%- set day = modules.datetime.date.fromisoformat(text) -%}
+        {%- for offset in range(-pad_days, pad_days + 1) -%}
+            {%- set other = (
+                day + modules.datetime.timedelta(days=offset)
+            ).isoformat() -%}
+            {%- if other not in own and other not in found -%}
+                {%- do found.append(other) -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {{- return(found | sort) -}}
+{% endmacro %}

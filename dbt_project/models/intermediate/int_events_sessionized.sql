@@ -29,11 +29,24 @@ with
 
 events as (
 
-    select * from {{ ref('stg_ecommerce__events') }}
+    select
+        event_id,
+        user_id,
+        session_id,
+        event_type,
+        event_timestamp,
+        event_date,
+        product_id,
+        category,
+        price,
+        quantity,
+        page_url,
+        user_agent,
+        {{ mask_ip('ip_address') }} as ip_network,
+        ingested_at
+    from {{ ref('stg_ecommerce__events') }}
     {% if is_incremental() -%}
-    -- the changed days plus one day either side: a session crossing
-    -- midnight is always read whole
-    where {{ time_in_dates('event_timestamp', changed_dates, 1) }}
+    where {{ time_in_dates('event_timestamp', changed_dates) }}
     {%- endif %}
 
 ),
@@ -41,7 +54,7 @@ events as (
 {% if is_incremental() -%}
 stored as (
 
-    -- what this model already holds for the same days
+    -- what this model already holds for those days and the days around them
     select
         event_id,
         session_id,
@@ -60,44 +73,66 @@ changed_sessions as (
     from events
     left join stored
         on events.event_id = stored.event_id
-    where
-        stored.event_id is null
-        and {{ date_in('events.event_date', changed_dates) }}
+    where stored.event_id is null
+
+),
+
+neighbour_events as (
+
+    -- their events on the days around the changed ones (a session crossing
+    -- midnight), taken from this model: raw is read for the changed days only
+    select
+        this_model.event_id,
+        this_model.user_id,
+        this_model.session_id,
+        this_model.event_type,
+        this_model.event_timestamp,
+        this_model.event_date,
+        this_model.product_id,
+        this_model.category,
+        this_model.price,
+        this_model.quantity,
+        this_model.page_url,
+        this_model.user_agent,
+        this_model.ip_network,
+        this_model.ingested_at
+    from {{ this }} as this_model
+    inner join changed_sessions
+        on this_model.session_id = changed_sessions.session_id
+    where {{ date_in('this_model.event_date', neighbour_dates(changed_dates)) }}
 
 ),
 
 {% endif -%}
 
+session_events as (
+
+    {% if is_incremental() -%}
+    select events.*
+    from events
+    inner join changed_sessions
+        on events.session_id = changed_sessions.session_id
+    union all
+    select * from neighbour_events
+    {%- else -%}
+        select * from events
+    {%- endif %}
+
+),
+
 sequenced as (
 
     select
-        events.event_id,
-        events.user_id,
-        events.session_id,
-        events.event_type,
-        events.event_timestamp,
-        events.event_date,
-        events.product_id,
-        events.category,
-        events.price,
-        events.quantity,
-        events.page_url,
-        events.user_agent,
-        {{ mask_ip('events.ip_address') }} as ip_network,
-        events.ingested_at,
-        min(events.event_timestamp) over (
-            partition by events.session_id
+        *,
+        min(event_timestamp) over (
+            partition by session_id
         ) as session_started_at,
         row_number() over (
-            partition by events.session_id
-            order by events.event_timestamp asc, events.event_id asc
+            partition by session_id
+            order by event_timestamp asc, event_id asc
         ) as session_sequence_number
 
-    from events
-    {% if is_incremental() -%}
-    inner join changed_sessions
-        on events.session_id = changed_sessions.session_id
-    {%- endif %}
+    from session_events
 
 ),
 
