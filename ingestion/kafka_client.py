@@ -280,6 +280,13 @@ def _read_error(topic: str, partition: int, position: int, end: int, err: object
     return UserError(f"Reading {topic}[{partition}] at offset {position} failed: {text}")
 
 
+def _codec_error(topic: str, exc: Exception) -> UserError:
+    return UserError(
+        f"kafka-python cannot decompress {topic} ({exc}). Install the codec "
+        "(`.venv/bin/pip install lz4`) or set ECOM_KAFKA_CLIENT=confluent."
+    )
+
+
 class KafkaPythonClient:
     """The pure-Python client (kafka-python)."""
 
@@ -324,6 +331,7 @@ class KafkaPythonClient:
 
     def log_ends(self, topic: str, partitions: list[int]) -> dict[int, int]:
         from kafka import TopicPartition
+        from kafka.errors import UnsupportedCodecError
 
         probe = self._probe_consumer()
         tps = [TopicPartition(topic, p) for p in partitions]
@@ -334,7 +342,10 @@ class KafkaPythonClient:
         deadline = time.monotonic() + PROBE_TIMEOUT_S
         pending = set(partitions)
         while pending and time.monotonic() < deadline:
-            probe.poll(timeout_ms=200, max_records=1000)
+            try:
+                probe.poll(timeout_ms=200, max_records=1000)
+            except UnsupportedCodecError as exc:
+                raise _codec_error(topic, exc) from exc
             for tp in tps:
                 if probe.highwater(tp) is not None:
                     pending.discard(tp.partition)
@@ -347,7 +358,7 @@ class KafkaPythonClient:
     def read_range(self, topic: str, partition: int, start: int, end: int
                    ) -> Iterator[pa.RecordBatch]:
         from kafka import TopicPartition
-        from kafka.errors import OffsetOutOfRangeError
+        from kafka.errors import OffsetOutOfRangeError, UnsupportedCodecError
 
         if end <= start:
             return
@@ -365,6 +376,8 @@ class KafkaPythonClient:
                     polled = consumer.poll(timeout_ms=1000, max_records=10_000)
                 except OffsetOutOfRangeError as exc:
                     raise _read_error(topic, partition, position, end, exc) from exc
+                except UnsupportedCodecError as exc:
+                    raise _codec_error(topic, exc) from exc
                 records = polled.get(tp, [])
                 if not records:
                     position = max(position, consumer.position(tp))

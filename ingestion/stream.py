@@ -35,11 +35,12 @@ from typing import Any
 from ecom.config import Settings
 from ecom.db import connect
 from ecom.errors import UserError
+from ingestion.collect import arrow_batches
 from ingestion.kafka_client import make_client
 from ingestion.kafka_source import FORMAT, check_not_ahead
 from ingestion.progress import batch_line, lag, parse_offsets
 from ingestion.publish import Publisher
-from ingestion.sink import BatchResult, arrow_chunks, land_batch
+from ingestion.sink import BatchResult, KafkaRecords, land_batch
 from ingestion.windows import upsert_windows, window_stream
 
 RESET_HINT = "`ecom ingest stream --reset-checkpoint` (re-reads the topic from its start)."
@@ -211,11 +212,9 @@ class IngestJob:
         """foreachBatch of the events query: land exactly once, then publish."""
         started = time.perf_counter()
         try:
-            table = df.toArrow()
-            spark_s = time.perf_counter() - started
+            chunks = (KafkaRecords.from_arrow(b) for b in arrow_batches(df) if b.num_rows)
             result = land_batch(self._conn("tx"), self._conn("check", autocommit=True),
-                                self.query_name, batch_id, arrow_chunks(table))
-            result.timings["spark"] = spark_s
+                                self.query_name, batch_id, chunks)
             if self.publisher is not None and result.landed:
                 t0 = time.perf_counter()
                 self.publisher.publish(result.landed)
@@ -316,7 +315,8 @@ class IngestJob:
                 latest = parse_offsets(getattr(source, "latestOffset", None)) or end
                 line = batch_line(result, seconds, lag(latest, end))
                 if job.settings.verbose:
-                    line += " [" + " ".join(f"{k} {v:.2f}" for k, v in result.timings.items()) + "]"
+                    line += " [" + " ".join(f"{k} {v:.2f}" for k, v in result.timings.items())
+                    line += "; spark ms " + json.dumps(progress.durationMs) + "]"
                 job.log(line)
 
             def onQueryIdle(self, event: Any) -> None:

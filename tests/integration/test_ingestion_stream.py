@@ -275,7 +275,14 @@ def test_replay_by_kafka_time_selects_nothing_in_the_future(ingested: tuple, spa
 
 def test_both_kafka_clients_read_the_same_records(ingested: tuple) -> None:
     settings, _ = ingested
-    topic, seen = settings.topic_events, []
+    topic = f"ing-clients-{uuid.uuid4().hex[:8]}"
+    _create_topics(settings, topic)
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers,
+                         "compression.type": "none", "linger.ms": 5})
+    for i in range(600):
+        producer.produce(topic, f'{{"n": {i}}}'.encode(), f"k{i % 7}".encode())
+    assert producer.flush(30) == 0
+    seen = []
     for name in ("confluent", "kafka-python"):
         client = make_client(settings.kafka_bootstrap_servers, name)
         try:
@@ -283,11 +290,36 @@ def test_both_kafka_clients_read_the_same_records(ingested: tuple) -> None:
             batches = list(client.read_range(topic, 1, 10, ends[1] - 5))
         finally:
             client.close()
-        offsets = [o for b in batches for o in b.column("offset").to_pylist()]
-        values = [v for b in batches for v in b.column("value").to_pylist()]
-        seen.append((ends, offsets, values))
+        rows = [(o, k, v) for b in batches for o, k, v in zip(
+            b.column("offset").to_pylist(), b.column("key").to_pylist(),
+            b.column("value").to_pylist(), strict=True)]
+        seen.append((ends, rows))
     assert seen[0] == seen[1]
-    assert seen[0][1] == list(range(10, seen[0][0][1] - 5))
+    assert sum(seen[0][0].values()) == 600
+    assert [o for o, _, _ in seen[0][1]] == list(range(10, seen[0][0][1] - 5))
+
+
+def test_kafka_python_on_lz4_topics_says_what_to_install(ingested: tuple) -> None:
+    settings, _ = ingested
+    topic = f"ing-lz4-{uuid.uuid4().hex[:8]}"
+    _create_topics(settings, topic)
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers,
+                         "compression.type": "lz4"})
+    for _ in range(50):
+        producer.produce(topic, b'{"n": 1}', b"k")
+    assert producer.flush(30) == 0
+    reader = make_client(settings.kafka_bootstrap_servers, "confluent")
+    ends = reader.log_ends(topic, reader.partitions(topic))
+    reader.close()
+    partition = max(ends, key=lambda p: ends[p])
+    client = make_client(settings.kafka_bootstrap_servers, "kafka-python")
+    try:
+        with pytest.raises(UserError, match="pip install lz4"):
+            client.log_ends(topic, client.partitions(topic))
+        with pytest.raises(UserError, match="pip install lz4"):
+            list(client.read_range(topic, partition, 0, ends[partition]))
+    finally:
+        client.close()
 
 
 def test_status_shows_no_lag_after_a_drain(ingested: tuple) -> None:
