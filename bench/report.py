@@ -328,7 +328,8 @@ def _cell(text: str) -> str:
 def render(machine_info: dict[str, str], outcomes: list[Outcome], quick: bool) -> str:
     lines = ["# Benchmark results", ""]
     if quick:
-        lines += ["**Quick mode** (small sizes): checks the harness; not reference figures.", ""]
+        lines += ["**Quick mode** (small sizes): checks the harness; not reference figures, so "
+                  "no verdict against the targets (set for the full sizes).", ""]
     lines += ["Written by `bench/report.py`; each figure was measured in this one run on the "
               "machine below. Other work on the machine lowers every figure: see each "
               "benchmark's load average.", "", "## Machine", "", "| | |", "|---|---|"]
@@ -337,8 +338,9 @@ def render(machine_info: dict[str, str], outcomes: list[Outcome], quick: bool) -
               "|---|---|---:|---|---|"]
     for outcome in outcomes:
         for row in outcome.rows:
+            verdict = "(quick)" if quick and row.verdict else row.verdict
             lines.append(f"| {row.benchmark} | {_cell(row.figure)} | {row.value} | "
-                         f"{row.target} | {row.verdict} |")
+                         f"{row.target} | {verdict} |")
         if outcome.error and not outcome.rows:
             lines.append(f"| {outcome.benchmark.name} | (no figures) | | | {outcome.error} |")
     lines += ["", "## Runs", "", "| benchmark | command | wall time | load average before | "
