@@ -1,8 +1,9 @@
 """The shop the simulator plays: categories with price distributions, products and users.
 
-Everything is built once per run from the seed (Faker for names, search terms and IP
-addresses; `random.Random` for the rest), so ids, prices and user agents are stable for a
-seed. Per-event code only indexes into these tables; it never calls Faker.
+Everything is built once per run from the catalogue seed (Faker for names, search terms
+and IP addresses; `random.Random` for the rest), so ids, prices and user agents are stable
+across runs (the traffic seed only drives sessions). Per-event code only indexes into
+these tables; it never calls Faker.
 """
 
 from __future__ import annotations

@@ -54,11 +54,17 @@ LIVE_FUTURE_MS = (HOUR_MS, 30 * DAY_MS)
 MEAN_EVENTS_PER_SESSION = 5
 
 
+CATALOG_SEED = 20261125
+
+
 @dataclass(frozen=True)
 class SimulationConfig:
     """What to simulate, common to both modes."""
 
     seed: int
+    # the shop (products, prices, users) is the same for every run, whatever the traffic
+    # seed: a product keeps its category and price across runs into one warehouse
+    catalog_seed: int = CATALOG_SEED
     bad_rate: float = 0.0
     late_rate: float = 0.0
     bad_classes: tuple[BadClass, ...] = tuple(BadClass)
@@ -386,13 +392,14 @@ def pump(messages: Iterator[Message], sink: Sink, *, rate: float | None = None,
 
 
 def catalog_for(cfg: SimulationConfig) -> Catalog:
-    return build_catalog(cfg.seed, cfg.n_products, cfg.n_users, cfg.returning_share)
+    return build_catalog(cfg.catalog_seed, cfg.n_products, cfg.n_users, cfg.returning_share)
 
 
 def parameters(cfg: SimulationConfig, plan: BackfillPlan | LivePlan) -> dict[str, Any]:
     """The run parameters recorded in the manifest."""
     params: dict[str, Any] = {
         "seed": cfg.seed,
+        "catalog_seed": cfg.catalog_seed,
         "bad_rate": cfg.bad_rate,
         "late_rate": cfg.late_rate,
         "bad_classes": [c.value for c in cfg.bad_classes],
