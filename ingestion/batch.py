@@ -21,9 +21,10 @@ from typing import Any
 from ecom.config import Settings
 from ecom.db import connect
 from ecom.errors import UserError
+from ingestion.collect import arrow_batches
 from ingestion.kafka_client import make_client
 from ingestion.kafka_source import FORMAT, split_ranges
-from ingestion.sink import arrow_chunks, land_batch
+from ingestion.sink import KafkaRecords, land_batch
 
 
 @dataclass
@@ -113,8 +114,9 @@ def replay(settings: Settings, spark: Any, start: str = "earliest", end: str = "
     try:
         for index, (lo, hi) in enumerate(chunks):
             t0 = time.perf_counter()
-            table = read_chunk(spark, settings, topic, lo, hi, from_ms, to_ms).toArrow()
-            result = land_batch(conn, check_conn, stats.query_name, index, arrow_chunks(table))
+            df = read_chunk(spark, settings, topic, lo, hi, from_ms, to_ms)
+            records = (KafkaRecords.from_arrow(b) for b in arrow_batches(df) if b.num_rows)
+            result = land_batch(conn, check_conn, stats.query_name, index, records)
             seconds = time.perf_counter() - t0
             stats.chunks += 1
             stats.rows += result.rows_read
