@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,16 +38,23 @@ def _private_settings(data_dir: Path) -> Settings:
     return replace(settings, data_dir=data_dir)
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """Settings of a running private stack with migrations applied and topics created."""
-    data_dir = tmp_path_factory.mktemp("ecom-stack")
-    settings, _ = up(_private_settings(data_dir))
+@contextmanager
+def private_stack(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Settings]:
+    """A running private stack (migrated, topics created), removed on exit. Modules whose
+    scenario must not see other tests' deliberately corrupted rows open their own."""
+    settings, _ = up(_private_settings(tmp_path_factory.mktemp(name)))
     try:
         yield settings
     finally:
         broker.stop(settings)
         postgres.destroy(settings)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Settings of the shared private stack with migrations applied and topics created."""
+    with private_stack(tmp_path_factory, "ecom-stack") as settings:
+        yield settings
 
 
 @pytest.fixture(scope="session")

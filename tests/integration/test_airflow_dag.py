@@ -33,9 +33,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from ecom.config import REPO_ROOT, Settings
 from ecom.db import connect
-from ecom.stack import broker, postgres
-from ecom.stack.manager import up
-from tests.conftest import _private_settings, run_ecom
+from tests.conftest import private_stack, run_ecom
 
 DAGS = REPO_ROOT / "airflow" / "dags"
 sys.path.append(str(DAGS))
@@ -161,13 +159,8 @@ def test_cosmos_groups_hold_one_task_per_dbt_model_and_its_tests(
 
 @pytest.fixture(scope="module")
 def pipeline_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    data_dir = tmp_path_factory.mktemp("ecom-airflow-stack")
-    settings, _ = up(_private_settings(data_dir))
-    try:
+    with private_stack(tmp_path_factory, "ecom-airflow-stack") as settings:
         yield settings
-    finally:
-        broker.stop(settings)
-        postgres.destroy(settings)
 
 
 @pytest.fixture(scope="module")

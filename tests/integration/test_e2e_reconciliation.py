@@ -22,10 +22,8 @@ import pytest
 
 from ecom.config import Settings
 from ecom.events import EXPECTED_REASON, BadClass
-from ecom.stack import broker, postgres
-from ecom.stack.manager import up
 from simulator.manifest import Manifest, load_manifest
-from tests.conftest import _private_settings, run_ecom
+from tests.conftest import private_stack, run_ecom
 from tests.dbt_support import run_dbt, run_results
 from tests.reconciliation import (
     Expected,
@@ -56,12 +54,8 @@ class Pipeline:
 def e2e_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A stack of its own: `dbt build` tests every row of the warehouse, so other modules'
     deliberately corrupted rows must not reach it."""
-    settings, _ = up(_private_settings(tmp_path_factory.mktemp("ecom-e2e-stack")))
-    try:
+    with private_stack(tmp_path_factory, "ecom-e2e-stack") as settings:
         yield settings
-    finally:
-        broker.stop(settings)
-        postgres.destroy(settings)
 
 
 @pytest.fixture(scope="module")

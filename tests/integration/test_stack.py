@@ -147,7 +147,7 @@ def test_status_shows_services_and_topics(stack: Settings) -> None:
 
 
 def test_up_down_lifecycle_leaves_nothing_running(tmp_path_factory: pytest.TempPathFactory) -> None:
-    settings, status = up(_private_settings(tmp_path_factory.mktemp("lifecycle")))
+    settings, _ = up(_private_settings(tmp_path_factory.mktemp("lifecycle")))
     try:
         pid = broker.running_pid(settings)
         assert pid and pid_alive(pid)
@@ -165,10 +165,10 @@ def test_up_down_lifecycle_leaves_nothing_running(tmp_path_factory: pytest.TempP
 
 def test_wrong_password_is_one_clear_sentence(stack: Settings) -> None:
     bad = replace(stack, pg_loader_password="definitely-wrong")
-    with pytest.raises(UserError, match="refused the loader login.*ECOM_PG_LOADER_PASSWORD"):
+    with pytest.raises(UserError, match=r"refused the loader login.*ECOM_PG_LOADER_PASSWORD"):
         connect(bad, "loader")
     unreachable = replace(stack, pg_port=free_port())
-    with pytest.raises(UserError, match="Cannot reach PostgreSQL.*ecom stack up"):
+    with pytest.raises(UserError, match=r"Cannot reach PostgreSQL.*ecom stack up"):
         connect(unreachable)
 
 
