@@ -77,6 +77,10 @@ def run_demo(settings: Settings, plan: DemoPlan) -> None:
     started = time.monotonic()
     settings, status = up(settings)
     results.append(StepResult("stack up", time.monotonic() - started, True))
+    console.print(f"  postgresql: {status.postgres}")
+    console.print(f"  kafka: {status.kafka}")
+    for name, partitions in status.topics.items():
+        console.print(f"  topic {name}: {partitions} partition(s)")
     for note in status.notes:
         console.print(f"  - {note}")
 
