@@ -23,6 +23,7 @@ def _log(line: str) -> None:
 
 @app.command()
 def stream(
+    ctx: typer.Context,
     available_now: Annotated[bool, typer.Option(
         "--available-now", "--until-caught-up",
         help="Drain what the topic holds now (then update the windows) and exit.")] = False,
@@ -37,8 +38,10 @@ def stream(
     from ecom.config import load_settings
     from ingestion.stream import run_stream
 
-    run_stream(load_settings(), available_now=available_now, reset=reset_checkpoint,
-               max_rows=max_rows_per_batch, log=_log)
+    settings = load_settings()
+    verbose = settings.verbose or bool(ctx.find_root().params.get("verbose"))
+    run_stream(settings, available_now=available_now, reset=reset_checkpoint,
+               max_rows=max_rows_per_batch, log=_log, traces=verbose)
 
 
 @app.command()

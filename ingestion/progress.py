@@ -7,15 +7,31 @@ from collections.abc import Mapping
 
 from ingestion.sink import BatchResult
 
+#: what Spark reports for "no offsets" (a replayed batch's progress has no latestOffset)
+_NO_OFFSETS = {"", "null", "none", "{}"}
+
 
 def parse_offsets(text: str | Mapping[str, int] | None) -> dict[str, int]:
-    """Offsets as Spark reports them (a JSON string or a dict) -> {partition: offset}."""
-    if not text:
+    """Offsets as Spark reports them (a JSON string or a dict) -> {partition: offset}.
+
+    None, an empty or blank string and JSON `null` mean no offsets: {}.
+    """
+    if text is None or (isinstance(text, str) and text.strip().lower() in _NO_OFFSETS):
         return {}
     data = json.loads(text) if isinstance(text, str) else dict(text)
+    if not data:
+        return {}
     if data and all(isinstance(v, dict) for v in data.values()):  # native: {topic: {p: o}}
         data = {p: o for inner in data.values() for p, o in inner.items()}
     return {str(k): int(v) for k, v in data.items()}
+
+
+def progress_offsets(text: str | Mapping[str, int] | None) -> dict[str, int]:
+    """`parse_offsets` for a progress line: anything unreadable is {} (the line still prints)."""
+    try:
+        return parse_offsets(text)
+    except (ValueError, TypeError, AttributeError):
+        return {}
 
 
 def lag(latest: Mapping[str, int], end: Mapping[str, int]) -> dict[str, int]:

@@ -57,3 +57,14 @@ def build_session(settings: Settings, app_name: str = "ecom-ingest", *, ui: bool
     spark.sparkContext.setLogLevel("ERROR")
     register(spark)
     return spark
+
+
+#: the logger that prints a failed streaming query's whole stack trace
+STREAMING_LOGGER = "org.apache.spark.sql.execution.streaming"
+
+
+def quiet_query_errors(spark: Any) -> None:
+    """Silence Spark's log of a failed streaming query (the caller reports the failure)."""
+    jvm = spark.sparkContext._jvm
+    log4j = jvm.org.apache.logging.log4j
+    log4j.core.config.Configurator.setLevel(STREAMING_LOGGER, log4j.Level.OFF)

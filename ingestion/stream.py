@@ -32,13 +32,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg2
+
 from ecom.config import Settings
 from ecom.db import connect
 from ecom.errors import UserError
 from ingestion.collect import arrow_batches
 from ingestion.kafka_client import make_client
 from ingestion.kafka_source import FORMAT, check_not_ahead
-from ingestion.progress import batch_line, lag, parse_offsets
+from ingestion.progress import batch_line, lag, parse_offsets, progress_offsets
 from ingestion.publish import Publisher
 from ingestion.sink import BatchResult, KafkaRecords, land_batch
 from ingestion.windows import upsert_windows, window_stream
@@ -164,6 +166,27 @@ def explain_failure(text: str) -> str | None:
     return " ".join(found[-1].split()) if found else None
 
 
+#: psycopg2's errors for a connection that went away (server stopped, restarted, network)
+CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
+
+
+def connection_lost(exc: BaseException, batch: str) -> UserError:
+    """One sentence for a PostgreSQL connection lost under a foreachBatch callback.
+
+    Names psycopg2's first line of the original error (the rollback on a dead connection
+    raises "connection already closed" over it).
+    """
+    root = exc
+    while isinstance(root.__context__, CONNECTION_ERRORS):
+        root = root.__context__
+    first = next((ln.strip() for ln in str(root).splitlines() if ln.strip()),
+                 type(root).__name__)
+    return UserError(
+        f"PostgreSQL connection lost ({first}) while writing {batch}: that batch was rolled "
+        "back, nothing of it is half-written. Start PostgreSQL (e.g. `ecom stack up`) and "
+        "re-run `ecom ingest stream`: it resumes from its checkpoint.")
+
+
 @dataclass
 class StreamStats:
     batches: int = 0
@@ -219,6 +242,9 @@ class IngestJob:
                 t0 = time.perf_counter()
                 self.publisher.publish(result.landed)
                 result.timings["publish"] = time.perf_counter() - t0
+        except CONNECTION_ERRORS as exc:
+            self._failure = connection_lost(exc, f"events batch {batch_id}")
+            raise self._failure from exc
         except BaseException as exc:
             self._failure = exc  # land_batch rolled back: nothing of it is visible
             raise
@@ -242,6 +268,9 @@ class IngestJob:
                             table.column("event_type").to_pylist(),
                             table.column("category").to_pylist(), strict=True))
             updated = upsert_windows(self._conn("windows"), keys)
+        except CONNECTION_ERRORS as exc:
+            self._failure = connection_lost(exc, f"windows batch {batch_id}")
+            raise self._failure from exc
         except BaseException as exc:
             self._failure = exc
             raise
@@ -311,8 +340,8 @@ class IngestJob:
                     return
                 result, seconds = entry
                 source = progress.sources[0]
-                end = parse_offsets(source.endOffset)
-                latest = parse_offsets(getattr(source, "latestOffset", None)) or end
+                end = progress_offsets(source.endOffset)
+                latest = progress_offsets(getattr(source, "latestOffset", None)) or end
                 line = batch_line(result, seconds, lag(latest, end))
                 if job.settings.verbose:
                     line += " [" + " ".join(f"{k} {v:.2f}" for k, v in result.timings.items())
@@ -418,9 +447,13 @@ class IngestJob:
 
 def run_stream(settings: Settings, *, available_now: bool = False, reset: bool = False,
                max_rows: int | None = None, log: Callable[[str], None] = print,
-               spark: Any = None) -> StreamStats:
-    """The `ecom ingest stream` command: preflight, Spark, two queries, signals."""
-    from ingestion.spark import build_session
+               spark: Any = None, traces: bool = True) -> StreamStats:
+    """The `ecom ingest stream` command: preflight, Spark, two queries, signals.
+
+    `traces=False` (the CLI without --verbose): Spark does not log a failed query's stack
+    trace; the failure reaches the user as one sentence.
+    """
+    from ingestion.spark import build_session, quiet_query_errors
 
     if reset and reset_checkpoint(settings):
         log("checkpoint reset: the stream starts again from the topic's earliest offsets")
@@ -429,6 +462,8 @@ def run_stream(settings: Settings, *, available_now: bool = False, reset: bool =
     own_session = spark is None
     t0 = time.perf_counter()
     spark = spark or build_session(settings, "ecom-ingest-stream")
+    if not traces:
+        quiet_query_errors(spark)
     spark_start = time.perf_counter() - t0
     job = IngestJob(settings, spark, log=log, max_rows=max_rows)
     mode = "until caught up" if available_now else "until stopped (Ctrl-C)"

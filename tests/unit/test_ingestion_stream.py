@@ -13,9 +13,14 @@ from ecom.config import Settings
 from ecom.errors import UserError
 from ingestion.batch import parse_bound, plan_chunks
 from ingestion.native import NATIVE_COLUMNS, connector_package, kafka_options
-from ingestion.progress import batch_line, lag, parse_offsets
+from ingestion.progress import batch_line, lag, parse_offsets, progress_offsets
 from ingestion.sink import BatchResult
-from ingestion.stream import committed_offsets, explain_failure, planned_offsets
+from ingestion.stream import (
+    committed_offsets,
+    connection_lost,
+    explain_failure,
+    planned_offsets,
+)
 from ingestion.windows import category_key, window_start
 
 
@@ -55,6 +60,42 @@ def test_progress_line_and_lag() -> None:
     line = batch_line(result, 0.5, {"0": 6, "1": 0})
     assert line == ("batch 7: 1,000 rows, 990 valid, 10 rejected (2 duplicates) in 0.50 s = "
                     "2,000 rows/s; lag p0=6 p1=0")
+
+
+def test_offsets_of_a_replayed_batch_are_empty_not_an_error() -> None:
+    # after a restart Spark reports the replayed batch with no latestOffset
+    for nothing in (None, "", "  ", "null", "None", "{}", {}):
+        assert parse_offsets(nothing) == {}
+        assert progress_offsets(nothing) == {}
+    assert progress_offsets("{not json") == {}  # a progress line never fails on it
+    assert progress_offsets('{"0": 3}') == {"0": 3}
+    with pytest.raises(ValueError):
+        parse_offsets("{not json")  # a checkpoint's offsets stay strict
+
+
+def test_a_lost_postgres_connection_is_one_sentence_with_the_fix() -> None:
+    import psycopg2
+
+    lost = psycopg2.OperationalError(
+        "server closed the connection unexpectedly\n\tThis probably means the server "
+        "terminated abnormally\n")
+    error = connection_lost(lost, "events batch 4")
+    assert isinstance(error, UserError)
+    text = str(error)
+    assert "\n" not in text
+    assert text.startswith("PostgreSQL connection lost (server closed the connection "
+                           "unexpectedly) while writing events batch 4")
+    assert "rolled back" in text and "`ecom stack up`" in text
+    assert "`ecom ingest stream`" in text and "checkpoint" in text
+    # the rollback on the dead connection raises over the original error: name the original
+    try:
+        try:
+            raise lost
+        except psycopg2.OperationalError:
+            raise psycopg2.InterfaceError("connection already closed") from None
+    except psycopg2.InterfaceError as masked:
+        assert "(server closed the connection unexpectedly)" in str(
+            connection_lost(masked, "windows batch 2"))
 
 
 def test_window_maths() -> None:
