@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -30,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ecom.config import Settings  # noqa: E402
+from ecom.config import Settings, isolated_settings  # noqa: E402
 from ecom.db import connect  # noqa: E402
 from ecom.stack import postgres  # noqa: E402
 from ecom.stack.ports import free_port  # noqa: E402
@@ -52,9 +51,7 @@ INCREMENTAL_MARTS = ("processed_events", "user_sessions", "daily_aggregations",
 
 
 def _private_settings(data_dir: Path) -> Settings:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ECOM_")}
-    env.update(ECOM_DATA_DIR=str(data_dir), ECOM_PG_PORT=str(free_port()))
-    return ensure_secrets(replace(Settings.from_env(env), data_dir=data_dir))
+    return ensure_secrets(isolated_settings(data_dir, free_port(), free_port()))
 
 
 def _step(label: str) -> float:

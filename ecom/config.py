@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -197,6 +197,21 @@ class Settings:
         env = dict(os.environ if base is None else base)
         env.update(self.as_env())
         return env
+
+
+def isolated_settings(data_dir: Path, pg_port: int, kafka_port: int) -> Settings:
+    """Settings for a throwaway embedded stack (tests, benchmarks): its own data dir and
+    ports, and none of the caller's `ECOM_*` variables, so it can never touch the
+    developer's stack."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ECOM_")}
+    env.update(
+        ECOM_DATA_DIR=str(data_dir),
+        ECOM_PG_PORT=str(pg_port),
+        ECOM_KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{kafka_port}",
+        ECOM_PG_MODE="embedded",
+        ECOM_KAFKA_MODE="embedded",
+    )
+    return replace(Settings.from_env(env), data_dir=data_dir)
 
 
 def load_settings() -> Settings:

@@ -6,17 +6,15 @@ developer's `.local` stack and parallel runs do not collide.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from ecom.config import REPO_ROOT, Settings
+from ecom.config import REPO_ROOT, Settings, isolated_settings
 from ecom.stack import broker, postgres
 from ecom.stack.manager import up
 from ecom.stack.ports import free_port
@@ -25,17 +23,7 @@ ECOM = [sys.executable, "-m", "ecom.cli"]
 
 
 def _private_settings(data_dir: Path) -> Settings:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ECOM_")}
-    env.update(
-        ECOM_DATA_DIR=str(data_dir),
-        ECOM_PG_PORT=str(free_port()),
-        ECOM_KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{free_port()}",
-        ECOM_PG_MODE="embedded",
-        ECOM_KAFKA_MODE="embedded",
-        ECOM_SPARK_DRIVER_MEMORY="2g",
-    )
-    settings = Settings.from_env(env)
-    return replace(settings, data_dir=data_dir)
+    return isolated_settings(data_dir, free_port(), free_port())
 
 
 @contextmanager
