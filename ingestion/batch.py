@@ -4,8 +4,9 @@ For backfill and recovery: `--from earliest|<ISO time> --to latest|<ISO time>`. 
 records by their Kafka timestamp (when the broker/producer stamped them), not by
 event_timestamp. The range is cut into chunks of at most `max_rows_per_batch` offsets, each
 read by one Spark job and landed by `ingestion.sink.land_batch` under the ledger name
-`replay-<run id>`. Idempotent: records whose coordinates already landed are skipped, so a
-replay over data the stream has ingested adds 0 rows.
+`replay-<run id>`. Idempotent: records whose coordinates already landed in the topic's
+current epoch (the one the stream writes) are skipped, so a replay over data the stream has
+ingested adds 0 rows.
 """
 
 from __future__ import annotations

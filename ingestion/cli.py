@@ -29,8 +29,9 @@ def stream(
         help="Drain what the topic holds now (then update the windows) and exit.")] = False,
     reset_checkpoint: Annotated[bool, typer.Option(
         "--reset-checkpoint",
-        help="Forget the stream's position and re-read the topic from its earliest offset "
-             "(after the broker lost data). Rows already landed are skipped.")] = False,
+        help="After the broker lost data: forget the stream's position, open a new topic "
+             "epoch and re-read the topic from its earliest offset. Re-sent events already "
+             "landed become duplicate_event_id dead letters.")] = False,
     max_rows_per_batch: Annotated[int | None, typer.Option(
         help="Cap on rows per micro-batch (default ECOM_MAX_ROWS_PER_BATCH).")] = None,
 ) -> None:

@@ -9,14 +9,16 @@ a batch behind; here one PostgreSQL transaction (connection `conn`) does everyth
    another connection reads as committed stays true until we commit.
 2. Ledger look-up: a batch id already recorded (Spark re-runs the last batch after a crash
    between our commit and its checkpoint commit) lands nothing new.
-3. Coordinates already in `raw_events` or `rejected_events` are settled: skipped silently
-   (a replay) - unless the stored event differs: then the broker re-used offsets after losing
-   data, and we stop loudly without writing.
+3. Coordinates already in `raw_events` or `rejected_events` in the topic's current epoch
+   (`ops.ingest_epochs`, see `current_epoch`) are settled: skipped silently (a replay) -
+   unless the stored event differs: then the broker re-used offsets after losing data, and
+   we stop loudly without writing. `--reset-checkpoint` opens a new epoch, so records at
+   offsets re-used by a restarted broker are new records there.
 4. Re-sent event_ids (already in `raw_events`, or earlier in the same batch: the first one
    read wins, which is the lowest partition/offset when the batch arrives in order) become
    dead letters with reason `duplicate_event_id`.
-5. COPY the new valid rows straight into `raw.raw_events`, the dead letters into
-   `raw.rejected_events`, insert the ledger row, commit. No staging table and no
+5. COPY the new valid rows (tagged with the epoch) straight into `raw.raw_events`, the
+   dead letters into `raw.rejected_events`, insert the ledger row, commit. No staging table and no
    `ON CONFLICT`: steps 1-4 removed every conflict first, so each row is written once.
 
 Throughput: COPY into the indexed `raw_events` is the floor (PostgreSQL's work), so the
@@ -47,11 +49,11 @@ from ingestion.validation import Reject, ValidEvent, raw_text, validate
 RAW_COLUMNS = (
     "event_id", "user_id", "session_id", "event_type", "event_timestamp", "product_id",
     "category", "price", "quantity", "page_url", "user_agent", "ip_address", "raw_data",
-    "kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp",
+    "kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp", "kafka_epoch",
 )
 REJECTED_COLUMNS = (
     "kafka_topic", "kafka_partition", "kafka_offset", "kafka_key", "kafka_timestamp",
-    "raw_value", "raw_size_bytes", "event_id", "reason_code", "reason_message",
+    "raw_value", "raw_size_bytes", "event_id", "reason_code", "reason_message", "kafka_epoch",
 )
 CHUNK_ROWS = 20_000
 COPY_READ_SIZE = 8 << 20
@@ -202,9 +204,10 @@ def _num(value: float | int | None) -> str:
     return "\\N" if value is None else repr(value)
 
 
-def raw_copy_text(rows: Iterable[ValidRow]) -> str:
-    """`raw.raw_events` rows (RAW_COLUMNS) in COPY text format."""
+def raw_copy_text(rows: Iterable[ValidRow], epoch: int = 0) -> str:
+    """`raw.raw_events` rows (RAW_COLUMNS) of topic epoch `epoch` in COPY text format."""
     out = []
+    epoch_text = str(epoch)
     ts_cache: dict[int | None, str] = {}
     for row in rows:
         e = row.event
@@ -219,7 +222,7 @@ def raw_copy_text(rows: Iterable[ValidRow]) -> str:
                 e.event_id, e.user_id, e.session_id, e.event_type, e.timestamp_text,
                 e.product_id or "\\N", e.category or "\\N", _num(e.price), _num(e.quantity),
                 e.page_url, e.user_agent, e.ip_address, raw, row.coord[0], str(row.coord[1]),
-                str(row.coord[2]), kafka_ts,
+                str(row.coord[2]), kafka_ts, epoch_text,
             )))
             continue
         out.append("\t".join((
@@ -227,21 +230,23 @@ def raw_copy_text(rows: Iterable[ValidRow]) -> str:
             e.event_timestamp.isoformat(), _text(e.product_id), _text(e.category),
             _num(e.price), _num(e.quantity), _text(e.page_url), _text(e.user_agent),
             _text(e.ip_address), _text(e.raw_json), _text(row.coord[0]), str(row.coord[1]),
-            str(row.coord[2]), kafka_ts,
+            str(row.coord[2]), kafka_ts, epoch_text,
         )))
     out.append("")
     return "\n".join(out)
 
 
-def rejected_copy_text(rows: Iterable[RejectRow]) -> str:
-    """`raw.rejected_events` rows (REJECTED_COLUMNS) in COPY text format."""
+def rejected_copy_text(rows: Iterable[RejectRow], epoch: int = 0) -> str:
+    """`raw.rejected_events` rows (REJECTED_COLUMNS) of topic epoch `epoch`, COPY text."""
     out = []
+    epoch_text = str(epoch)
     for row in rows:
         out.append("\t".join((
             _text(row.coord[0]), str(row.coord[1]), str(row.coord[2]), _text(row.key),
             _ts_ms(row.timestamp_ms), _text(raw_text(row.value)),
             "\\N" if row.value is None else str(len(row.value)),
             _text(row.reject.event_id), row.reject.reason.value, _text(row.reject.message),
+            epoch_text,
         )))
     out.append("")
     return "\n".join(out)
@@ -330,6 +335,7 @@ class BatchResult:
     duplicates: int = 0  # of which duplicate_event_id
     settled: int = 0  # landed before (a replay): skipped
     skipped_batch: bool = False  # the ledger already had this batch id
+    epoch: int = 0  # the topic epoch the batch landed in
     seconds: float = 0.0
     landed: list[ValidEvent] = field(default_factory=list)  # for processed-events
     reasons: dict[str, int] = field(default_factory=dict)
@@ -355,8 +361,35 @@ def _reused(coord: Coord, stored: object, seen: object) -> OffsetsReusedError:
     return OffsetsReusedError(
         f"Kafka offset {offset} of {topic}[{partition}] was already ingested as {stored}, but "
         f"the broker now returns {seen} there: the broker lost its data and re-used offsets. "
-        "Nothing of this batch was written; see ingestion/README.md, 'Broker data loss'."
+        "Nothing of this batch was written; `ecom ingest stream --reset-checkpoint` opens a "
+        "new topic epoch (see ingestion/README.md, 'Broker data loss')."
     )
+
+
+def current_epoch(cur: Any, topic: str) -> int:
+    """The topic's current epoch: the newest in `ops.ingest_epochs`, 0 if none was opened."""
+    cur.execute("select coalesce(max(kafka_epoch), 0) from ops.ingest_epochs "
+                "where kafka_topic = %s", (topic,))
+    return cur.fetchone()[0]
+
+
+def start_epoch(conn: Any, topic: str) -> int:
+    """Open a new epoch of `topic` (after the broker lost it): 1 + the highest known.
+
+    Under the topic's ingest lock, so no batch is landing meanwhile; commits.
+    """
+    with conn, conn.cursor() as cur:
+        cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"ecom-ingest:{topic}",))
+        cur.execute(
+            "select greatest((select max(kafka_epoch) from ops.ingest_epochs "
+            "where kafka_topic = %(t)s), (select max(kafka_epoch) from raw.raw_events "
+            "where kafka_topic = %(t)s), (select max(kafka_epoch) from raw.rejected_events "
+            "where kafka_topic = %(t)s), 0)",
+            {"t": topic})
+        epoch = cur.fetchone()[0] + 1
+        cur.execute("insert into ops.ingest_epochs (kafka_topic, kafka_epoch) values (%s, %s)",
+                    (topic, epoch))
+    return epoch
 
 
 class _Checker:
@@ -366,13 +399,14 @@ class _Checker:
         self.cur = conn.cursor()
 
     def coords(self, table: str, ranges: dict[tuple[str, int], tuple[int, int]],
-               extra: str) -> dict[Coord, Any]:
+               extra: str, epoch: int) -> dict[Coord, Any]:
         found: dict[Coord, Any] = {}
         for (topic, partition), (lo, hi) in ranges.items():
             self.cur.execute(
                 f"select kafka_offset, {extra} from {table} where kafka_topic = %s "
-                "and kafka_partition = %s and kafka_offset >= %s and kafka_offset < %s",
-                (topic, partition, lo, hi),
+                "and kafka_epoch = %s and kafka_partition = %s and kafka_offset >= %s "
+                "and kafka_offset < %s",
+                (topic, epoch, partition, lo, hi),
             )
             for offset, value in self.cur.fetchall():
                 found[(topic, partition, offset)] = value
@@ -401,10 +435,10 @@ def _sort_key(row: ValidRow | RejectRow) -> Coord:
 
 
 def _settle(chunk: SplitChunk, check: _Checker, ranges: dict[tuple[str, int], tuple[int, int]],
-            result: BatchResult) -> tuple[list[ValidRow], list[RejectRow]]:
-    """Drop rows whose coordinates already landed (replay); return the new ones."""
-    in_raw = check.coords("raw.raw_events", ranges, "event_id::text")
-    in_rejected = check.coords("raw.rejected_events", ranges, "raw_size_bytes")
+            result: BatchResult, epoch: int) -> tuple[list[ValidRow], list[RejectRow]]:
+    """Drop rows whose coordinates already landed in this epoch (replay); return the new."""
+    in_raw = check.coords("raw.raw_events", ranges, "event_id::text", epoch)
+    in_rejected = check.coords("raw.rejected_events", ranges, "raw_size_bytes", epoch)
     if not in_raw and not in_rejected:
         return chunk.valid, chunk.rejects
     valid: list[ValidRow] = []
@@ -437,7 +471,8 @@ def _ledger_conflict(query_name: str, batch_id: int, ledger: Any, unsettled: int
     return OffsetsReusedError(
         f"Batch {batch_id} of {query_name} is recorded as landed (offsets up to {ledger}), yet "
         f"{unsettled} of its records are in neither raw table: the broker lost data and re-used "
-        "offsets. Nothing was written; see ingestion/README.md, 'Broker data loss'."
+        "offsets. Nothing was written; `ecom ingest stream --reset-checkpoint` opens a new "
+        "topic epoch (see ingestion/README.md, 'Broker data loss')."
     )
 
 
@@ -454,15 +489,19 @@ class _Lander:
         self.rejects: list[RejectRow] = []
         self.ranges: dict[tuple[str, int], tuple[int, int]] = {}
         self.locked: set[str] = set()
+        self.epoch = 0  # of the batch's topic, read under its lock
         self.ledger: Any = None
         self.mark = time.perf_counter()
 
     def _lock_and_track(self, ranges: dict[tuple[str, int], tuple[int, int]]) -> None:
         for (topic, partition), (lo, hi) in ranges.items():
             if topic not in self.locked:  # lock before reading anything
+                if self.locked:
+                    raise ValueError(f"a batch reads one topic, got {self.locked} and {topic}")
                 self.cur.execute("select pg_advisory_xact_lock(hashtext(%s))",
                                  (f"ecom-ingest:{topic}",))
                 self.locked.add(topic)
+                self.epoch = self.result.epoch = current_epoch(self.cur, topic)
             old = self.ranges.get((topic, partition))
             self.ranges[(topic, partition)] = (lo, hi) if old is None else (
                 min(old[0], lo), max(old[1], hi))
@@ -481,7 +520,7 @@ class _Lander:
         result.rows_read += len(records)
         split = split_records(records, self.now_ms, self.first_seen)
         self.mark = result.mark("validate", self.mark)
-        valid, rejects = _settle(split, self.check, ranges, result)
+        valid, rejects = _settle(split, self.check, ranges, result, self.epoch)
         if self.ledger is not None:
             if valid or rejects:
                 raise _ledger_conflict(result.query_name, result.batch_id, self.ledger[0],
@@ -491,7 +530,7 @@ class _Lander:
         self.mark = result.mark("checks", self.mark)
         self.rejects.extend(rejects)
         if valid:
-            text = raw_copy_text(valid)
+            text = raw_copy_text(valid, self.epoch)
             self.mark = result.mark("render", self.mark)
             if self.feeder is None:
                 self.feeder = CopyFeeder(self.cur, copy_sql("raw.raw_events", RAW_COLUMNS))
@@ -531,7 +570,8 @@ class _Lander:
             self.rejects.sort(key=_sort_key)
             self.cur.copy_expert(
                 copy_sql("raw.rejected_events", REJECTED_COLUMNS),
-                io.StringIO(rejected_copy_text(self.rejects)), size=COPY_READ_SIZE)
+                io.StringIO(rejected_copy_text(self.rejects, self.epoch)),
+                size=COPY_READ_SIZE)
             for rej in self.rejects:
                 result.count_reject(rej.reject.reason.value)
         result.rejected = len(self.rejects)
@@ -541,11 +581,11 @@ class _Lander:
         result.end_offsets = {str(p): hi for (_, p), (_, hi) in ordered}
         self.cur.execute(
             "insert into ops.ingest_batches (query_name, batch_id, start_offsets, end_offsets, "
-            "rows_read, rows_valid, rows_rejected, rows_duplicate) "
-            "values (%s, %s, %s, %s, %s, %s, %s, %s)",
+            "rows_read, rows_valid, rows_rejected, rows_duplicate, kafka_epoch) "
+            "values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (result.query_name, result.batch_id, json.dumps(result.start_offsets),
              json.dumps(result.end_offsets), result.rows_read, result.valid, result.rejected,
-             result.duplicates),
+             result.duplicates, self.epoch),
         )
         self.mark = result.mark("rejects_ledger", self.mark)
 

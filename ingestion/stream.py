@@ -8,7 +8,8 @@
 
 Offsets live in Spark checkpoints under `<data dir>/checkpoints/ingest/`; the sink's ledger
 key is a name stored next to them (`identity.json`), so a reset checkpoint starts a new
-ledger lane instead of colliding with old batch ids.
+ledger lane instead of colliding with old batch ids, and opens a new topic epoch (the
+broker lost its data and re-uses offsets: see `ingestion.sink`).
 
 Runs until SIGINT/SIGTERM, stopping between batches: the sources stop planning new batches
 (a pause file they check), the batch in flight commits, then the queries stop. A hard kill
@@ -42,7 +43,7 @@ from ingestion.kafka_client import make_client
 from ingestion.kafka_source import FORMAT, check_not_ahead
 from ingestion.progress import batch_line, lag, parse_offsets, progress_offsets
 from ingestion.publish import Publisher
-from ingestion.sink import BatchResult, KafkaRecords, land_batch
+from ingestion.sink import BatchResult, KafkaRecords, land_batch, start_epoch
 from ingestion.windows import upsert_windows, window_stream
 
 RESET_HINT = "`ecom ingest stream --reset-checkpoint` (re-reads the topic from its start)."
@@ -86,6 +87,15 @@ def reset_checkpoint(settings: Settings) -> bool:
         return False
     shutil.rmtree(root)
     return True
+
+
+def open_epoch(settings: Settings) -> int:
+    """Start a new epoch of the events topic (the sink and the replay land into it)."""
+    conn = connect(settings, "loader")
+    try:
+        return start_epoch(conn, settings.topic_events)
+    finally:
+        conn.close()
 
 
 def committed_offsets(checkpoint: Path) -> dict[str, int] | None:
@@ -455,8 +465,12 @@ def run_stream(settings: Settings, *, available_now: bool = False, reset: bool =
     """
     from ingestion.spark import build_session, quiet_query_errors
 
-    if reset and reset_checkpoint(settings):
-        log("checkpoint reset: the stream starts again from the topic's earliest offsets")
+    if reset:
+        reset_checkpoint(settings)
+        epoch = open_epoch(settings)
+        log(f"checkpoint reset: the stream starts again from the topic's earliest offsets "
+            f"in topic epoch {epoch} (records at offsets used before land as new ones; "
+            "re-sent events are duplicate_event_id dead letters)")
     paths = stream_paths(settings)
     preflight(settings, paths)
     own_session = spark is None

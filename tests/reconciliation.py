@@ -142,13 +142,16 @@ def rejected_by_class(settings: Settings, topic: str | None = None) -> dict[str,
 
 
 def offsets_settled_once(settings: Settings, topic: str | None = None) -> tuple[int, int]:
-    """(rows, distinct Kafka coordinates) over raw_events + rejected_events of the topic."""
+    """(rows, distinct Kafka coordinates (epoch, partition, offset)) over raw_events +
+    rejected_events of the topic."""
     topic = topic or settings.topic_events
     (rows, distinct), = query(settings, """
-        select count(*), count(distinct (kafka_partition, kafka_offset)) from (
-            select kafka_partition, kafka_offset from raw.raw_events where kafka_topic = %s
+        select count(*), count(distinct (kafka_epoch, kafka_partition, kafka_offset)) from (
+            select kafka_epoch, kafka_partition, kafka_offset from raw.raw_events
+            where kafka_topic = %s
             union all
-            select kafka_partition, kafka_offset from raw.rejected_events where kafka_topic = %s
+            select kafka_epoch, kafka_partition, kafka_offset from raw.rejected_events
+            where kafka_topic = %s
         ) as coordinates""", (topic, topic))
     return rows, distinct
 

@@ -11,10 +11,13 @@ are stopped and restarted on purpose) and one story, in this order:
 2. PostgreSQL restarted while the stream writes: the job fails visibly (non-zero exit, the
    lost connection named); run again, the totals are exact.
 3. The embedded broker restarted (memory storage: the topic comes back empty, unconsumed
-   events are gone): the next stream run refuses to continue, naming the gap; the
-   documented recovery (re-send, `--reset-checkpoint`) lands the re-sent events once.
+   events are gone, offsets start at 0 again): the next stream run refuses to continue,
+   naming the gap; after `--reset-checkpoint` (a new topic epoch) new traffic written at
+   offsets already ingested lands exactly once.
 4. A DAG run killed once its dbt staging group has started, then re-run for the same day:
-   the marts equal, row for row, a clean rebuild from raw.
+   the marts equal, row for row, a clean rebuild from raw; its extract (a replay into the
+   stream's epoch) adds nothing.
+5. The first run re-sent unchanged after the reset: duplicate_event_id dead letters only.
 """
 
 from __future__ import annotations
@@ -39,11 +42,15 @@ from simulator.manifest import Manifest, load_manifest
 from tests.conftest import ECOM, _private_settings, run_ecom
 from tests.dbt_support import query, run_dbt
 from tests.reconciliation import (
+    CLASS_OF_REASON,
     Expected,
     assert_marts_exact,
     assert_raw_exact,
     id_figures,
     marts_digest,
+    nonzero,
+    offsets_settled_once,
+    rejected_by_class,
     show,
 )
 
@@ -51,7 +58,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.spark, pytest.mark.slow]
 
 # a recent day: the simulator's future_timestamp class must lie in the future of the clock
 DAY = (datetime.now(UTC).date() - timedelta(days=20)).isoformat()
-FIRST, SECOND = ("first", 7101, 6000), ("second", 7102, 3000)  # name, seed, events
+# name, seed, events: THIRD is new traffic after the broker restart (a different seed)
+FIRST, SECOND, THIRD = ("first", 7101, 6000), ("second", 7102, 3000), ("third", 7103, 3000)
 #: what a lost PostgreSQL connection looks like in the stream's output
 CONNECTION_LOST = ("server closed the connection", "connection already closed",
                    "terminating connection", "Connection refused", "could not connect")
@@ -161,15 +169,39 @@ def postgres_restarted(fault_stack: Settings, tmp_path_factory: pytest.TempPathF
                            recovery.stdout)
 
 
+@dataclass(frozen=True)
+class RawState:
+    """What the landing tables hold for the events topic at one moment."""
+
+    ids: set[str]
+    rejected_by_class: dict[str, int]
+    settled: tuple[int, int]  # (rows, distinct coordinates) over both tables
+
+    @classmethod
+    def read(cls, settings: Settings) -> RawState:
+        ids = {r[0] for r in query(settings, "select event_id::text from raw.raw_events "
+                                   "where kafka_topic = %s", (settings.topic_events,))}
+        return cls(ids, rejected_by_class(settings), offsets_settled_once(settings))
+
+
 @dataclass
 class BrokerRestart:
     first: Manifest
     second: Manifest
-    resent: list[Manifest]
+    third: Manifest
     counts_before: tuple[int, int]
     counts_after_gap: tuple[int, int]
     gap: subprocess.CompletedProcess[str]
     recovery: subprocess.CompletedProcess[str]
+    recovered: RawState  # after the new traffic landed
+
+
+@dataclass
+class Resent:
+    manifest: Manifest
+    before: RawState
+    resend: subprocess.CompletedProcess[str]
+    after: RawState
 
 
 def restart_broker(settings: Settings) -> None:
@@ -182,19 +214,30 @@ def restart_broker(settings: Settings) -> None:
 def broker_restarted(fault_stack: Settings, postgres_restarted: PostgresRestart
                      ) -> BrokerRestart:
     """After the first run is ingested, a second run is produced but not consumed; the broker
-    restarts (both are gone from Kafka); the stream runs; then both runs are re-sent as they
-    were (same seeds, same order: same offsets) and the stream runs with --reset-checkpoint."""
+    restarts (both are gone from Kafka, the second for good); the stream runs and fails.
+    New traffic (a third run, another seed) is written at the offsets the first run had;
+    the stream runs with --reset-checkpoint."""
     settings = fault_stack
     second = simulate(settings, SECOND)
     before = raw_counts(settings)
     restart_broker(settings)
     gap = run_ecom(settings, "ingest", "stream", "--available-now", check=False)
     after_gap = raw_counts(settings)
-    resent = [simulate(settings, FIRST, "-resent"), simulate(settings, SECOND, "-resent")]
+    third = simulate(settings, THIRD)
     recovery = run_ecom(settings, "ingest", "stream", "--available-now", "--reset-checkpoint",
                         check=False)
-    return BrokerRestart(postgres_restarted.manifest, second, resent, before, after_gap, gap,
-                         recovery)
+    return BrokerRestart(postgres_restarted.manifest, second, third, before, after_gap,
+                         gap, recovery, RawState.read(settings))
+
+
+@pytest.fixture(scope="module")
+def first_resent(fault_stack: Settings, broker_restarted: BrokerRestart) -> Resent:
+    """After the reset (and the DAG runs: a whole run of duplicates would rightly fail the
+    raw gate's reject ratio), the first run is re-sent as it was; the stream runs."""
+    before = RawState.read(fault_stack)
+    resent = simulate(fault_stack, FIRST, "-resent")
+    resend = run_ecom(fault_stack, "ingest", "stream", "--available-now", check=False)
+    return Resent(resent, before, resend, RawState.read(fault_stack))
 
 
 # ---- 2. PostgreSQL restarted under the stream ---------------------------------------------
@@ -229,21 +272,25 @@ def test_broker_restart_stops_the_stream_loudly_naming_the_gap(
     assert b.counts_after_gap == b.counts_before  # nothing written, nothing removed
 
 
-def test_broker_restart_recovery_lands_the_resent_events_exactly_once(
+def test_broker_restart_then_reset_lands_new_traffic_at_reused_offsets_exactly_once(
         fault_stack: Settings, broker_restarted: BrokerRestart,
         capsys: pytest.CaptureFixture[str]) -> None:
     b = broker_restarted
-    # the re-sent runs are the lost ones byte for byte (the simulator is deterministic)
-    assert [m.stream_sha256 for m in b.resent] == [b.first.stream_sha256,
-                                                   b.second.stream_sha256]
     text = one_line(b.recovery.stdout + b.recovery.stderr)
     assert b.recovery.returncode == 0, text[-3000:]
-    assert "checkpoint reset" in text
-    assert "already landed" in text  # the first run's offsets are skipped, not doubled
-    figures = assert_raw_exact(fault_stack, Expected.of([b.first, b.second]))
-    show(capsys, figures.line(
-        f"broker restarted ({b.second.messages_acknowledged:,} unconsumed messages lost), "
-        "gap reported, runs re-sent, --reset-checkpoint"))
+    assert "checkpoint reset" in text and "topic epoch 1" in text
+    # the third run was written at offsets the first run had already landed at
+    assert b.third.messages_acknowledged <= b.first.messages_acknowledged
+    expected = Expected.of([b.first, b.third])
+    got = b.recovered
+    assert got.ids == expected.event_ids  # every manifest id, once; nothing doubled
+    assert got.rejected_by_class == nonzero(expected.bad_by_class)
+    assert got.settled == (expected.messages, expected.messages)  # (epoch, offset) once
+    show(capsys, f"broker restarted ({b.second.messages_acknowledged:,} unconsumed messages "
+         f"lost), gap reported, --reset-checkpoint: new run of "
+         f"{b.third.messages_acknowledged:,} messages at re-used offsets landed exactly "
+         f"({len(got.ids):,} ids = {len(expected.event_ids):,} expected, "
+         f"{sum(got.rejected_by_class.values()):,} dead letters = {expected.bad:,})")
 
 
 # ---- 4. a DAG run killed mid-way, then re-run ---------------------------------------------
@@ -256,6 +303,7 @@ def test_dag_run_killed_in_dbt_staging_then_rerun_gives_identical_marts(
     log = tmp_path / "killed-run.log"
     staging_sql = ("select task_id, status from ops.pipeline_execution_logs "
                    "where logical_date = %s order by log_id")
+    landed = raw_counts(settings)
     proc = start_in_own_group(settings, log, "pipeline", "run", "--date", DAY)
     try:
         wait_until(lambda: any(t.startswith("transform_staging.") for t, _ in
@@ -271,7 +319,9 @@ def test_dag_run_killed_in_dbt_staging_then_rerun_gives_identical_marts(
     rerun = run_ecom(settings, "pipeline", "run", "--date", DAY, timeout=1500)
     assert "success" in rerun.stdout
     after_rerun = marts_digest(settings, DAY)
-    expected = Expected.of([broker_restarted.first, broker_restarted.second])
+    # extract replays the topic into the stream's epoch: every coordinate already landed
+    assert raw_counts(settings) == landed
+    expected = Expected.of([broker_restarted.first, broker_restarted.third])
     compared = assert_marts_exact(settings, expected, [DAY])
 
     # the reference: every model rebuilt from raw in one uninterrupted dbt invocation
@@ -282,3 +332,28 @@ def test_dag_run_killed_in_dbt_staging_then_rerun_gives_identical_marts(
          f"identical to a clean rebuild ({'; '.join(f'{k} {v}' for k, v in after_rerun.items())}"
          f"); {compared} mart figures exact; events checked {figures.checked:,}, lost "
          f"{figures.lost}, duplicated {figures.duplicated}")
+
+
+# ---- 5. old events re-sent after the reset ---------------------------------------------
+
+def test_old_events_resent_after_the_reset_are_duplicate_dead_letters_only(
+        broker_restarted: BrokerRestart, first_resent: Resent,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    b, r = broker_restarted, first_resent
+    # the re-sent run is the first one byte for byte (the simulator is deterministic)
+    assert r.manifest.stream_sha256 == b.first.stream_sha256
+    text = one_line(r.resend.stdout + r.resend.stderr)
+    assert r.resend.returncode == 0, text[-3000:]
+    assert r.after.ids == r.before.ids == b.recovered.ids  # no raw row added
+    added = {cls: n - r.before.rejected_by_class.get(cls, 0)
+             for cls, n in r.after.rejected_by_class.items()}
+    duplicate = CLASS_OF_REASON["duplicate_event_id"].value
+    # every valid event is a duplicate now; the bad ones get their reason again
+    wanted = {**b.first.bad_events_by_class}
+    wanted[duplicate] = wanted.get(duplicate, 0) + b.first.valid_events
+    assert nonzero(added) == nonzero(wanted)
+    rows, coords = r.after.settled
+    assert rows == coords == r.before.settled[0] + b.first.messages_acknowledged
+    show(capsys, f"first run re-sent unchanged after the reset: 0 raw rows added, "
+         f"{added.get(duplicate, 0):,} duplicate_event_id dead letters "
+         f"({b.first.valid_events:,} valid events re-sent)")

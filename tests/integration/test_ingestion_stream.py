@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -29,7 +30,7 @@ from ecom.kafka_admin import admin_client
 from ingestion.batch import replay
 from ingestion.kafka_client import make_client
 from ingestion.sink import OffsetsReusedError
-from ingestion.stream import run_stream
+from ingestion.stream import run_stream, stream_paths
 from simulator.manifest import Manifest, load_manifest
 from tests.conftest import ECOM, run_ecom
 
@@ -372,11 +373,35 @@ def test_broker_data_loss_stops_loudly(ingested: tuple, spark: Any) -> None:
     message = str(err.value)
     assert "Offsets went backwards" in message and "are gone" in message
     assert "--reset-checkpoint" in message
-    # after a reset, new records at re-used offsets must not be mistaken for replays
-    _produce(settings, [_event(f"{_day(DAY)}T23:59:00.000Z")])
+    assert len(landed_ids(settings)) == before  # nothing written
+    # a new record at an offset already ingested: without a new epoch it is refused ...
+    new = _event(f"{_day(DAY)}T23:59:00.000Z")
+    _produce(settings, [new])
+    shutil.rmtree(stream_paths(settings).root)  # a bare checkpoint loss opens no epoch
     with pytest.raises(OffsetsReusedError, match="re-used offsets"):
-        run_stream(settings, available_now=True, reset=True, spark=spark, log=print)
-    assert len(landed_ids(settings)) == before
+        run_stream(settings, available_now=True, spark=spark, log=print)
+    # ... --reset-checkpoint opens a new topic epoch: it lands once, next to the old rows
+    epochs = query(settings, "select coalesce(max(kafka_epoch), 0) from ops.ingest_epochs "
+                   "where kafka_topic = %s", settings.topic_events)[0][0]
+    run_stream(settings, available_now=True, reset=True, spark=spark, log=print)
+    ids = landed_ids(settings)
+    assert len(ids) == before + 1 and new["event_id"] in ids
+    assert query(settings, "select kafka_epoch from raw.raw_events where event_id = %s",
+                 new["event_id"]) == [(epochs + 1,)]
+    # an old event re-sent as it was is a duplicate_event_id dead letter, not a second row
+    old_id = ids[0] if ids[0] != new["event_id"] else ids[1]
+    (raw,) = query(settings, "select raw_data::text from raw.raw_events where event_id = %s",
+                   old_id)[0]
+    dups = rejected_by_reason(settings).get("duplicate_event_id", 0)
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, "acks": "all"})
+    producer.produce(settings.topic_events, raw.encode())
+    assert producer.flush(30) == 0
+    run_stream(settings, available_now=True, spark=spark, log=print)
+    assert len(landed_ids(settings)) == before + 1
+    assert rejected_by_reason(settings).get("duplicate_event_id", 0) == dups + 1
+    # the replay (Airflow's extract) lands into the same epoch: everything is settled
+    stats = replay(settings, spark, log=print)
+    assert (stats.valid, stats.rejected, stats.settled) == (0, 0, 2)
 
 
 # ---- crash test ---------------------------------------------------------------------------
