@@ -40,17 +40,9 @@ TARGET = 50_000
 
 
 def _create_topic(settings: Settings, partitions: int = 3) -> str:
-    from kafka.admin import NewTopic
+    from ecom.kafka_admin import create_topic
 
-    from ecom.kafka_admin import admin_client
-
-    name = f"bench-sim-{uuid.uuid4().hex[:8]}"
-    admin = admin_client(settings)
-    try:
-        admin.create_topics([NewTopic(name, partitions, 1)])
-    finally:
-        admin.close()
-    return name
+    return create_topic(settings, f"bench-sim-{uuid.uuid4().hex[:8]}", partitions)
 
 
 def _measure(label: str, cfg: SimulationConfig, plan: BackfillPlan, catalog, make_sink) -> dict:

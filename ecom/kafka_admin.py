@@ -107,6 +107,16 @@ def ensure_topics(settings: Settings) -> list[TopicState]:
     return states
 
 
+def create_topic(settings: Settings, name: str, partitions: int = 3) -> str:
+    """Create one topic (scratch topics for tests and benchmarks); returns its name."""
+    client = admin_client(settings)
+    try:
+        client.create_topics([NewTopic(name, partitions, 1)])
+    finally:
+        client.close()
+    return name
+
+
 def topic_partitions(client: KafkaAdminClient, names: list[str]) -> dict[str, int]:
     present = set(client.list_topics())
     wanted = [n for n in names if n in present]

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from kafka.admin import NewTopic
 
 from ecom.config import REPO_ROOT, Settings
 from ecom.events import RejectReason
-from ecom.kafka_admin import admin_client, topic_partitions
+from ecom.kafka_admin import admin_client, create_topic, topic_partitions
 from ingestion.validation import Reject, validate
 from simulator.manifest import Manifest, load_manifest
 from tests.conftest import ECOM, run_ecom
@@ -28,13 +27,7 @@ SIM_ARGS = ("--days", "2", "--events-per-day", "1500", "--end-date", "2026-03-01
 
 
 def _new_topic(settings: Settings, partitions: int = 3) -> str:
-    name = f"sim-test-{uuid.uuid4().hex[:8]}"
-    admin = admin_client(settings)
-    try:
-        admin.create_topics([NewTopic(name, partitions, 1)])
-    finally:
-        admin.close()
-    return name
+    return create_topic(settings, f"sim-test-{uuid.uuid4().hex[:8]}", partitions)
 
 
 def _consume_all(settings: Settings, topic: str, expected: int,
