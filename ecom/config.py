@@ -80,7 +80,7 @@ class Settings:
 
     # dbt
     dbt_lookback_days: int = 3
-    dbt_threads: int = 2
+    dbt_threads: int = 4
 
     # quality gates
     freshness_hours: float = 36.0

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from ecom.config import REPO_ROOT, Settings
+from ecom.stack import postgres
 from tests.conftest import run_ecom
 from tests.dbt_support import (
     dbt_target_dir,
@@ -36,6 +37,7 @@ pytestmark = pytest.mark.integration
 
 END_DATE = date(2025, 3, 10)
 DAYS = 6
+INTERMEDIATE = ("int_events_sessionized", "int_purchase_lines", "int_user_agents_parsed")
 MARTS = ("processed_events", "user_sessions", "daily_aggregations", "product_analytics",
          "customer_rfm_segments", "product_pairs")
 
@@ -206,6 +208,26 @@ def test_full_refresh_gives_identical_marts(warehouse: Warehouse) -> None:
     run_dbt(s, "build", "--full-refresh")
     for mart in MARTS:
         assert table_snapshot(s, f"analytics.{mart}") == incremental[mart], mart
+
+
+def test_server_crash_empties_intermediate_tables_and_the_next_run_rebuilds(
+        warehouse: Warehouse) -> None:
+    """The int_ tables are unlogged: a crash empties them; the next run rebuilds the same."""
+    s = warehouse.settings
+    before = {m: table_snapshot(s, f"analytics.{m}") for m in MARTS}
+    [(events,)] = query(s, "select count(*) from analytics.processed_events")
+    assert query(s, "select relname from pg_class where relpersistence = 'u' and "
+                    "relnamespace = 'analytics_intermediate'::regnamespace and relkind = 'r' "
+                    "order by 1") == [(m,) for m in INTERMEDIATE]
+    postgres.stop(s, mode="immediate")
+    postgres.start(s)
+    for model in INTERMEDIATE:
+        assert query(s, f"select count(*) from analytics_intermediate.{model}") == [(0,)]
+    run_dbt(s, "build")
+    assert query(s, "select count(*) from analytics_intermediate.int_events_sessionized") == [
+        (events,)]
+    for mart in MARTS:
+        assert table_snapshot(s, f"analytics.{mart}") == before[mart], mart
 
 
 def test_reconciliation_test_catches_a_lost_event(warehouse: Warehouse) -> None:

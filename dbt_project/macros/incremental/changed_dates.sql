@@ -15,13 +15,33 @@
     {%- set query -%}
         with
 
+        newest_held as (
+            -- the newest day this model holds (an index probe)
+            select coalesce(max(event_date), '-infinity'::date) as event_date
+            from {{ this }}
+        ),
+
         window_start as (
+            -- the newest event's day, minus the lookback. The source is a
+            -- view with import CTEs, which PostgreSQL never flattens, so a
+            -- bare max() would scan all of raw: the filter (pushed down into
+            -- the view) limits it to the events since the newest held day
+            -- (all of them only if none is that new: raw was pruned)
             select
                 (
-                    (max(event_timestamp) at time zone 'UTC')::date
+                    (coalesce(
+                        (
+                            select max(event_timestamp)
+                            from {{ source_model }}
+                            where event_timestamp >= (
+                                select event_date::timestamp at time zone 'UTC'
+                                from newest_held
+                            )
+                        ),
+                        (select max(event_timestamp) from {{ source_model }})
+                    ) at time zone 'UTC')::date
                     - {{ lookback_days() }}
                 ) as lookback_start
-            from {{ source_model }}
         ),
 
         source_days as (

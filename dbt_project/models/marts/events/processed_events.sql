@@ -99,3 +99,7 @@ enriched as (
 )
 
 select * from enriched
+{% if is_incremental() -%}
+-- merged in primary-key order: the key's index insertions stay local
+order by event_id
+{%- endif %}

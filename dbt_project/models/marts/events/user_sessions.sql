@@ -138,3 +138,7 @@ final as (
 )
 
 select * from final
+{% if is_incremental() -%}
+-- merged in primary-key order: the key's index insertions stay local
+order by session_id
+{%- endif %}
