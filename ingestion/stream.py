@@ -43,7 +43,7 @@ from ingestion.kafka_client import make_client
 from ingestion.kafka_source import FORMAT, check_not_ahead
 from ingestion.progress import batch_line, lag, parse_offsets, progress_offsets
 from ingestion.publish import Publisher
-from ingestion.sink import BatchResult, KafkaRecords, land_batch, start_epoch
+from ingestion.sink import BatchResult, KafkaRecords, gc_paused, land_batch, start_epoch
 from ingestion.windows import upsert_windows, window_stream
 
 RESET_HINT = "`ecom ingest stream --reset-checkpoint` (re-reads the topic from its start)."
@@ -245,13 +245,17 @@ class IngestJob:
         """foreachBatch of the events query: land exactly once, then publish."""
         started = time.perf_counter()
         try:
-            chunks = (KafkaRecords.from_arrow(b) for b in arrow_batches(df) if b.num_rows)
-            result = land_batch(self._conn("tx"), self._conn("check", autocommit=True),
-                                self.query_name, batch_id, chunks)
-            if self.publisher is not None and result.landed:
-                t0 = time.perf_counter()
-                self.publisher.publish(result.landed)
-                result.timings["publish"] = time.perf_counter() - t0
+            # one pause for the whole batch, its objects dropped before the collector
+            # resumes: its first pass then finds little to walk (see ingestion.sink)
+            with gc_paused():
+                chunks = (KafkaRecords.from_arrow(b) for b in arrow_batches(df) if b.num_rows)
+                result = land_batch(self._conn("tx"), self._conn("check", autocommit=True),
+                                    self.query_name, batch_id, chunks)
+                if self.publisher is not None and result.landed:
+                    t0 = time.perf_counter()
+                    self.publisher.publish(result.landed)
+                    result.timings["publish"] = time.perf_counter() - t0
+                result.landed = []  # free memory; counts stay
         except CONNECTION_ERRORS as exc:
             self._failure = connection_lost(exc, f"events batch {batch_id}")
             raise self._failure from exc
@@ -259,7 +263,6 @@ class IngestJob:
             self._failure = exc  # land_batch rolled back: nothing of it is visible
             raise
         seconds = time.perf_counter() - started
-        result.landed = []  # free memory; counts stay
         stats = self.stats
         stats.batches += 1
         stats.rows += result.rows_read

@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import uuid
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 
@@ -245,65 +244,61 @@ def check_event(obj: dict[str, Any], reference_ms: int) -> ValidEvent | Reject:
     )
 
 
-class _Contract(msgspec.Struct, forbid_unknown_fields=True):
-    """The contract's fields and types, for the msgspec fast path (unknown keys: slow path)."""
+_CANONICAL_UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z"
+_CANONICAL_TS = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z\Z"
+_Text = Annotated[str, msgspec.Meta(min_length=1)]
 
-    event_id: str
-    user_id: str
-    session_id: str
-    event_type: str
-    event_timestamp: str
-    page_url: str
-    user_agent: str
-    ip_address: str
-    product_id: str | None = None
-    category: str | None = None
-    price: float | None = None
-    quantity: int | None = None
+
+class _Contract(msgspec.Struct, forbid_unknown_fields=True):
+    """The common case of the contract, checked in C while decoding: known fields only,
+    right types, canonical event_id and timestamp, non-empty strings, price and quantity in
+    range. Anything else fails to decode and takes the reference path."""
+
+    event_id: Annotated[str, msgspec.Meta(pattern=_CANONICAL_UUID)]
+    user_id: _Text
+    session_id: _Text
+    event_type: Literal[EVENT_TYPES]  # type: ignore[valid-type]
+    event_timestamp: Annotated[str, msgspec.Meta(pattern=_CANONICAL_TS)]
+    page_url: _Text
+    user_agent: _Text
+    ip_address: _Text
+    product_id: _Text | None = None
+    category: _Text | None = None
+    price: Annotated[float, msgspec.Meta(ge=0, le=MAX_PRICE)] | None = None
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY)] | None = None
 
 
 _DECODER = msgspec.json.Decoder(_Contract)
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_CANONICAL_TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 _QUANTITY_TYPES = QUANTITY_EVENT_TYPES
+_from_iso = datetime.fromisoformat
 
 
 def _fast_validate(value: bytes, reference_ms: int) -> ValidEvent | None:
     """The common case, quickly: a ValidEvent, or None to let the reference path decide."""
     try:
         e = _DECODER.decode(value)
-    except (msgspec.DecodeError, RecursionError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return None
     event_type = e.event_type
-    if (
-        event_type not in _EVENT_TYPES
-        or not (e.event_id and e.user_id and e.session_id and e.event_timestamp and e.page_url
-                and e.user_agent and e.ip_address)
-        or _CANONICAL_UUID.fullmatch(e.event_id) is None
-    ):
-        return None
     price, quantity = e.price, e.quantity
-    if event_type != "page_view" and not (e.product_id and e.category and price is not None):
+    if event_type != "page_view" and (e.product_id is None or e.category is None
+                                      or price is None):
         return None
-    if event_type in _QUANTITY_TYPES and quantity is None:
-        return None
-    if (e.product_id == "" or e.category == ""
-            or (price is not None and not 0 <= price <= MAX_PRICE)
-            or (quantity is not None and not 1 <= quantity <= MAX_QUANTITY)):
-        return None
-    timestamp = parse_timestamp(e.event_timestamp)
-    if timestamp is None or timestamp.timestamp() * 1000 - reference_ms > _FUTURE_SKEW_MS:
+    if quantity is None and event_type in _QUANTITY_TYPES:
         return None
     try:
+        timestamp = _from_iso(e.event_timestamp)  # canonical form ends in Z: aware UTC
         text = value.decode("utf-8")
-    except UnicodeDecodeError:
+    except ValueError:  # e.g. month 13; UnicodeDecodeError is a ValueError too
+        return None
+    if timestamp.timestamp() * 1000 - reference_ms > _FUTURE_SKEW_MS:
         return None
     if "\\" in text:
         if "\\u" in text:
             return None  # escapes may hide NUL or surrogates: the reference path checks them
         canonical = False
     else:
-        canonical = _CANONICAL_TS.fullmatch(e.event_timestamp) is not None
+        canonical = True
     return ValidEvent(
         e.event_id, e.user_id, e.session_id, event_type, timestamp, e.product_id, e.category,
         price, quantity, e.page_url, e.user_agent, e.ip_address, text, canonical,

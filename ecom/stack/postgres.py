@@ -37,6 +37,9 @@ checkpoint_timeout = '15min'
 # lz4, not pglz: pglz made inserts into the marts' uuid-keyed indexes (a full-page
 # image per index page after each checkpoint) ~2x slower; lz4 costs almost nothing
 wal_compression = lz4
+# large values (oversize dead letters, up to 64 KiB each) are TOASTed with lz4, not pglz:
+# it cut COPYing a batch's rejects from 170 to 50 ms
+default_toast_compression = lz4
 max_connections = 200
 log_min_messages = warning
 log_min_error_statement = error
