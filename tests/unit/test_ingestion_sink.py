@@ -6,6 +6,7 @@ import io
 import json
 
 import pyarrow as pa
+import pytest
 
 from ecom.events import RejectReason
 from ingestion.sink import (
@@ -168,3 +169,20 @@ def test_non_canonical_events_are_published_cleaned() -> None:
     published = json.loads(processed_json(event))
     assert published["event_id"] == ID1 and "extra_field" not in published
     assert published["event_timestamp"] == TS and published["user_agent"] == "UA\\1"
+
+
+def test_gc_paused_restores_the_collector_and_nests() -> None:
+    import gc
+
+    from ingestion.sink import gc_paused
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():  # nested: still paused, and the outer one re-enables
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), gc_paused():
+        raise RuntimeError("batch failed")
+    assert gc.isenabled()

@@ -307,6 +307,16 @@ def _mutations(rng: random.Random) -> bytes:
         obj["category"] = rng.choice(["", None, 3])
     elif choice == 6:
         obj["user_id"] = rng.choice(["", " ", "x\u0000", 5])
+    elif choice == 8:  # canonical-looking but impossible, or just outside the pattern
+        obj["event_timestamp"] = rng.choice(["2026-13-24T13:40:00.000Z",
+                                             "2026-02-30T13:40:00.000Z",
+                                             "2026-11-24T13:40:00.000Z\n",
+                                             "2026-11-24T13:40:00.12Z"])
+    elif choice == 9:  # the edges of the columns' ranges
+        obj["price"] = rng.choice([0, 0.0, 9_999_999_999.99, 9_999_999_999.999, 1e308])
+        obj["quantity"] = rng.choice([1, 2_147_483_647, 2_147_483_648, True])
+    elif choice == 10:
+        obj["event_id"] = EVENT_ID + rng.choice(["\n", " ", "0"])
     text = json.dumps(obj)
     if choice == 7:
         text = text.replace("purchase", "purch\\u0061se")
