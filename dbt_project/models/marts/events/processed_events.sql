@@ -32,9 +32,23 @@ events as (
 
 ),
 
+agents as (
+
+    select distinct user_agent
+    from events
+    where user_agent is not null
+
+),
+
 user_agents as (
 
-    select * from {{ ref('int_user_agents_parsed') }}
+    -- parsed here, once per distinct user agent of these rows, with the macro
+    -- int_user_agents_parsed uses: waiting for that model would put it on
+    -- this mart's critical path in every incremental run
+    select
+        user_agent,
+        {{ user_agent_columns('user_agent') }}
+    from agents
 
 ),
 
@@ -94,7 +108,7 @@ enriched as (
 
     from events
     left join user_agents
-        on md5(events.user_agent) = user_agents.user_agent_hash
+        on events.user_agent = user_agents.user_agent
 
 )
 
