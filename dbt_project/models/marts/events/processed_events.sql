@@ -21,7 +21,9 @@
 
 with
 
-events as (
+-- read twice (rows, distinct user agents): not materialized, so a full build
+-- does not spool every event to a temporary file first
+events as not materialized (
 
     select * from {{ ref('int_events_sessionized') }}
     {% if is_incremental() -%}
