@@ -24,10 +24,10 @@ a batch behind; here one PostgreSQL transaction (connection `conn`) does everyth
 Throughput: COPY into the indexed `raw_events` is the floor (PostgreSQL's work), so the
 batch is processed in chunks and COPY streams from a background thread while the main
 thread validates and renders the next chunk; the checks of steps 3-4 run on a second
-connection (`check_conn`, autocommit) because the first one is busy streaming, on their own
-thread, while this one validates the next chunk. Its reads
-are consistent: the lock keeps other writers out, and this batch's own rows are tracked in
-memory. `bench/ingest.py` compares the whole pipeline to a bare COPY of the same rows.
+connection (`check_conn`, autocommit; the first one is busy streaming), on their own thread
+while the main thread validates the next chunk. Their reads are consistent: the lock keeps
+other writers out, and this batch's own rows are tracked in memory. `bench/ingest.py`
+compares the whole pipeline to a bare COPY of the same rows.
 
 Python's cyclic garbage collector is paused while a batch lands (`gc_paused`): a batch
 allocates several objects per record, all freed by reference counting, and the collector
