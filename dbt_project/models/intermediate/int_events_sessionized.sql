@@ -29,6 +29,12 @@
 {%- if is_incremental() %}
 {%- set changed_dates = source_changed_dates(ref('stg_ecommerce__events')) %}
 {%- endif %}
+{#- the columns of `events` below, as neighbour rows re-read from this model -#}
+{%- set event_columns = [
+    'event_id', 'user_id', 'session_id', 'event_type', 'event_timestamp',
+    'event_date', 'product_id', 'category', 'price', 'quantity', 'page_url',
+    'user_agent', 'ip_network', 'ingested_at',
+] %}
 
 with
 
@@ -87,20 +93,9 @@ neighbour_events as (
     -- their events on the days around the changed ones (a session crossing
     -- midnight), taken from this model: raw is read for the changed days only
     select
-        this_model.event_id,
-        this_model.user_id,
-        this_model.session_id,
-        this_model.event_type,
-        this_model.event_timestamp,
-        this_model.event_date,
-        this_model.product_id,
-        this_model.category,
-        this_model.price,
-        this_model.quantity,
-        this_model.page_url,
-        this_model.user_agent,
-        this_model.ip_network,
-        this_model.ingested_at,
+        {%- for column in event_columns %}
+        this_model.{{ column }},
+        {%- endfor %}
         this_model.session_started_at as stored_session_started_at,
         this_model.session_sequence_number as stored_session_sequence_number,
         this_model.is_returning_user as stored_is_returning_user
@@ -121,21 +116,7 @@ session_events as (
     inner join changed_sessions
         on events.session_id = changed_sessions.session_id
     union all
-    select
-        event_id,
-        user_id,
-        session_id,
-        event_type,
-        event_timestamp,
-        event_date,
-        product_id,
-        category,
-        price,
-        quantity,
-        page_url,
-        user_agent,
-        ip_network,
-        ingested_at
+    select {{ event_columns | join(', ') }}
     from neighbour_events
     {%- else -%}
         select * from events
