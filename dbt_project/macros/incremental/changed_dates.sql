@@ -105,7 +105,8 @@
      'dates': the distinct `date_column` values of upstream rows with
               upstream_ts > watermark}.
     Both timestamps come from the same database clock (now() of the writing
-    transaction), and a model always runs after its upstream committed. -#}
+    transaction), and a model always runs after its upstream committed.
+    `upstream` needs an index on (date_column, upstream_ts). -#}
     {%- if not execute -%}
         {{ return({'watermark': none, 'dates': []}) }}
     {%- endif -%}
@@ -113,12 +114,43 @@
         select max({{ own_ts }})::text from {{ this }}
     {%- endset -%}
     {%- set watermark = run_query(wm_query).columns[0].values()[0] -%}
+    {#- A loose index scan on upstream's (date_column, upstream_ts) index: one
+        probe per date it holds for the next date, one for a row newer than the
+        watermark; a plain `select distinct` would read every new row. -#}
     {%- set dates_query -%}
-        select distinct {{ date_column }}::text
-        from {{ upstream }}
-        {% if watermark is not none -%}
-        where {{ upstream_ts }} > '{{ watermark }}'::timestamptz
-        {%- endif %}
+        with recursive held_dates as (
+            (
+                select {{ date_column }} as held_date
+                from {{ upstream }}
+                where {{ date_column }} is not null
+                order by {{ date_column }}
+                limit 1
+            )
+            union all
+            select (
+                select next_row.{{ date_column }}
+                from {{ upstream }} as next_row
+                where next_row.{{ date_column }} > held_dates.held_date
+                order by next_row.{{ date_column }}
+                limit 1
+            )
+            from held_dates
+            where held_dates.held_date is not null
+        )
+        select held_date::text
+        from held_dates
+        where
+            held_date is not null
+            {% if watermark is not none -%}
+            and exists (
+                select
+                from {{ upstream }} as changed_row
+                where
+                    changed_row.{{ date_column }} = held_dates.held_date
+                    and changed_row.{{ upstream_ts }}
+                    > '{{ watermark }}'::timestamptz
+            )
+            {%- endif %}
         order by 1
     {%- endset -%}
     {%- set dates = run_query(dates_query).columns[0].values() | list -%}
