@@ -36,6 +36,8 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 setup: $(STAMP)  ## create .venv and install the project (idempotent)
+	@$(BIN)/ecom ingest class-archive 2>/dev/null || \
+	  echo "JVM class archive not recorded (run $(BIN)/ecom ingest class-archive to see why): Spark sessions start without it, ~2 s slower"
 
 dbt-parse: setup  ## write dbt_project/target/manifest.json (Cosmos renders the DAG from it)
 	@if [ -f dbt_project/dbt_project.yml ]; then \

@@ -72,6 +72,10 @@ class Settings:
     # ingestion (Spark)
     spark_master: str = "local[*]"
     spark_driver_memory: str = "2g"
+    # extra options of the driver JVM (in local mode the executors run inside it)
+    spark_java_options: str = "-XX:TieredStopAtLevel=1"
+    # map the class archive `ecom ingest class-archive` recorded (faster JVM starts)
+    spark_class_archive: bool = True
     kafka_source: str = "python"  # python (pyspark.sql.datasource) | native (spark-sql-kafka)
     kafka_client: str = "confluent"  # client under the python source: confluent | kafka-python
     max_rows_per_batch: int = 200_000

@@ -1,31 +1,80 @@
 """The Spark session for ingestion: master and memory from Settings, small and quiet.
 
 `local[*]` by default; point `ECOM_SPARK_MASTER` at a cluster (`spark://...`, `yarn`, `k8s://`)
-and `ECOM_SPARK_DRIVER_MEMORY` at its size. The driver must be able to reach PostgreSQL:
-it lands every micro-batch (see `ingestion.sink`). For the native Kafka source the connector
-package is added with `spark.jars.packages` (see `ingestion.native`).
+and `ECOM_SPARK_DRIVER_MEMORY` at its size. The driver must be able to reach PostgreSQL: it
+lands every micro-batch (see `ingestion.sink`). The driver JVM starts with
+`ECOM_SPARK_JAVA_OPTIONS` (default: C1 JIT only, see `.env.example`) and maps the class
+archive `ecom ingest class-archive` recorded, if any (see `ingestion.class_archive`). For the
+native Kafka source the connector package is added with `spark.jars.packages` (see
+`ingestion.native`).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import sys
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from ecom.config import Settings
+from ingestion import class_archive
 
 #: Shuffle partitions: the only shuffle is the 5-minute window aggregation on small keys.
 SHUFFLE_PARTITIONS = 2
 
 
+def java_options(settings: Settings, record_to: Path | None = None) -> tuple[str, Path | None]:
+    """The driver JVM's options, and the class archive they map (if any)."""
+    options = ["-Duser.timezone=UTC", f"-Dderby.system.home={settings.data_dir / 'derby'}",
+               f"-XX:ErrorFile={settings.log_dir / 'jvm-crash-%p.log'}",
+               *shlex.split(settings.spark_java_options)]
+    archive = None if record_to else class_archive.usable(settings)
+    if record_to:
+        options += class_archive.record_options(record_to)
+    elif archive:
+        options += class_archive.use_options(archive)
+    return " ".join(options), archive
+
+
 def build_session(settings: Settings, app_name: str = "ecom-ingest", *, ui: bool = False,
-                  extra_conf: dict[str, str] | None = None) -> Any:
-    """Create (or reuse) the SparkSession with the project's Kafka source registered."""
+                  extra_conf: dict[str, str] | None = None,
+                  record_to: Path | None = None) -> Any:
+    """Create (or reuse) the SparkSession with the project's Kafka source registered.
+
+    `record_to`: start the JVM recording its classes into that archive (see
+    `ingestion.class_archive`); otherwise the recorded archive is used when there is one.
+    """
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    from ingestion.kafka_source import register
+
+    for folder in (settings.data_dir / "spark-tmp", settings.log_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    options, archive = java_options(settings, record_to)
+    try:
+        spark = _builder(settings, app_name, ui, options, extra_conf).getOrCreate()
+    except Exception:
+        if archive is None:
+            raise
+        # the JVM did not start with the archive (e.g. a JDK patch release the key does
+        # not see): never try it again, start without it
+        bad = class_archive.set_aside(archive)
+        print(f"Spark's JVM did not start with the class archive {archive} (moved to {bad}); "
+              "starting without it. `ecom ingest class-archive --force` records a new one.",
+              file=sys.stderr)
+        options, _ = java_options(replace(settings, spark_class_archive=False))
+        spark = _builder(settings, app_name, ui, options, extra_conf).getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    register(spark)
+    return spark
+
+
+def _builder(settings: Settings, app_name: str, ui: bool, driver_java_options: str,
+             extra_conf: dict[str, str] | None) -> Any:
     from pyspark.sql import SparkSession
 
-    from ingestion.kafka_source import register
     from ingestion.native import spark_packages
 
     builder = (
@@ -44,19 +93,14 @@ def build_session(settings: Settings, app_name: str = "ecom-ingest", *, ui: bool
         .config("spark.sql.streaming.metricsEnabled", "false")
         .config("spark.local.dir", str(settings.data_dir / "spark-tmp"))
         .config("spark.sql.warehouse.dir", str(settings.data_dir / "spark-warehouse"))
-        .config("spark.driver.extraJavaOptions",
-                "-Duser.timezone=UTC -Dderby.system.home=" + str(settings.data_dir / "derby"))
+        .config("spark.driver.extraJavaOptions", driver_java_options)
     )
     packages = spark_packages(settings)
     if packages:
         builder = builder.config("spark.jars.packages", packages)
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)
-    (settings.data_dir / "spark-tmp").mkdir(parents=True, exist_ok=True)
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
-    register(spark)
-    return spark
+    return builder
 
 
 #: the logger that prints a failed streaming query's whole stack trace
