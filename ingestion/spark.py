@@ -59,13 +59,14 @@ def build_session(settings: Settings, app_name: str = "ecom-ingest", *, ui: bool
         if archive is None:
             raise
         # the JVM did not start with the archive (e.g. a JDK patch release the key does
-        # not see): never try it again, start without it
-        bad = class_archive.set_aside(archive)
-        print(f"Spark's JVM did not start with the class archive {archive} (moved to {bad}); "
-              "starting without it. `ecom ingest class-archive --force` records a new one.",
-              file=sys.stderr)
+        # not see). If it starts without it (else the archive was not the cause: raise),
+        # set the archive aside so no later session tries it
         options, _ = java_options(replace(settings, spark_class_archive=False))
         spark = _builder(settings, app_name, ui, options, extra_conf).getOrCreate()
+        bad = class_archive.set_aside(archive)
+        print(f"Spark's JVM did not start with the class archive {archive} (moved to {bad}); "
+              "started without it. `ecom ingest class-archive --force` records a new one.",
+              file=sys.stderr)
     spark.sparkContext.setLogLevel("ERROR")
     register(spark)
     return spark

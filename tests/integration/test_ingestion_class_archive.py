@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -43,14 +44,12 @@ def archive() -> Path:
 def _session(cache: Path, data: Path) -> dict:
     proc = subprocess.run([sys.executable, "-c", SESSION, str(cache), str(data)],
                           cwd=data, capture_output=True, text=True, timeout=300,
-                          env={**_env(), "PYTHONPATH": str(REPO_ROOT)})
+                          env={**_env_without_ecom(), "PYTHONPATH": str(REPO_ROOT)})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _env() -> dict[str, str]:
-    import os
-
+def _env_without_ecom() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("ECOM_")}
 
 
