@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ecom.config import REPO_ROOT, Settings, isolated_settings
+from ecom.errors import UserError
 
 CACHE_DIR = REPO_ROOT / ".cache" / "jvm"
 #: JVM log tags of class data sharing: a stale archive is skipped silently
@@ -79,6 +80,19 @@ def set_aside(path: Path) -> Path:
     return bad
 
 
+def _quiet(_line: str) -> None:
+    """A log that drops the recording run's progress lines."""
+
+
+def _remove_abandoned(cache_dir: Path) -> None:
+    """Partial archives of recordings whose process is gone (a JVM still writing one after
+    its Python process failed would be the only other owner: it belongs to a dead pid too)."""
+    for partial in cache_dir.glob("*.partial"):
+        pid = partial.suffixes[-2].lstrip(".") if len(partial.suffixes) >= 2 else ""
+        if not pid.isdigit() or not Path(f"/proc/{pid}").exists():
+            partial.unlink(missing_ok=True)
+
+
 def stop_jvm(spark: Any, timeout_s: float = 300.0) -> int | None:
     """Stop the session and wait for its JVM to exit (it writes a recorded archive on exit).
 
@@ -112,6 +126,7 @@ def build(base: Settings, *, force: bool = False, events: int = 5_000,
         log(f"class archive up to date: {path}")
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(path.parent)
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="ecom-class-archive-"))
@@ -126,16 +141,16 @@ def build(base: Settings, *, force: bool = False, events: int = 5_000,
             cwd=REPO_ROOT, env=settings.subprocess_env(), check=True,
             stdout=subprocess.DEVNULL)
         spark = build_session(settings, "ecom-class-archive", record_to=partial)
-        quiet: Callable[[str], None] = lambda _line: None  # noqa: E731
-        run_stream(settings, available_now=True, spark=spark, log=quiet)
-        replay(settings, spark, log=quiet)
+        run_stream(settings, available_now=True, spark=spark, log=_quiet)
+        replay(settings, spark, log=_quiet)
         code = stop_jvm(spark)
     finally:
         down(settings)
         shutil.rmtree(work, ignore_errors=True)
     if code != 0 or not partial.is_file() or partial.stat().st_size == 0:
         partial.unlink(missing_ok=True)
-        raise RuntimeError(f"the JVM exited with {code} and wrote no class archive")
+        raise UserError(f"The recording JVM exited with code {code} and wrote no class archive; "
+                        "Spark sessions start without one (slower, otherwise the same).")
     os.replace(partial, path)
     log(f"class archive written: {path} ({path.stat().st_size / 2**20:.0f} MiB) in "
         f"{time.perf_counter() - started:.0f} s")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -79,3 +80,12 @@ def test_set_aside_moves_the_archive_out_of_the_way(cache: Path) -> None:
     path.write_bytes(b"archive")
     bad = class_archive.set_aside(path)
     assert not path.exists() and bad.read_bytes() == b"archive"
+
+
+def test_partial_archives_of_dead_recordings_are_removed(cache: Path) -> None:
+    mine = cache / f"spark-k.jsa.{os.getpid()}.partial"
+    dead = cache / "spark-k.jsa.999999999.partial"
+    for path in (mine, dead):
+        path.write_bytes(b"partial")
+    class_archive._remove_abandoned(cache)
+    assert mine.exists() and not dead.exists()
