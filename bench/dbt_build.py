@@ -8,7 +8,9 @@ One run, on a private embedded PostgreSQL (temp dir, free port, removed afterwar
      two daily runs), land the new day, then `dbt run` (incremental)       -> incremental time,
   4. `dbt test` (all data, unit and reconciliation tests) and a check of the marts' totals
      against the simulator's manifest, so the figures are for a correct warehouse.
-Prints both times and their ratio (target <= 0.10) and writes them as JSON (--json).
+Prints both times (dbt process wall time, as a user sees it) and their ratio (target <= 0.10),
+and, for information, how much of each was dbt's own start and exit (wall time minus
+run_results.json's elapsed_time); writes the figures as JSON (--json).
 
     .venv/bin/python bench/dbt_build.py [--days 30] [--events-per-day 100000] [--json out.json]
 """
@@ -37,6 +39,7 @@ from ecom.stack.secrets import ensure_secrets  # noqa: E402
 from ecom.warehouse.migrate import migrate  # noqa: E402
 from tests.dbt_support import (  # noqa: E402
     DEFAULT_ARRIVAL_LAG,
+    dbt_target_dir,
     land_events,
     query,
     read_jsonl,
@@ -103,7 +106,8 @@ def _autovacuum(settings: Settings, *tables: str) -> None:
         conn.close()
 
 
-def _dbt(settings: Settings, label: str, *args: str) -> float:
+def _dbt(settings: Settings, label: str, *args: str) -> tuple[float, float]:
+    """(wall time of the dbt process, dbt's own time of running the nodes)."""
     started = _step(f"dbt {' '.join(args)} ({label})")
     proc = run_dbt(settings, *args)
     seconds = time.perf_counter() - started
@@ -111,10 +115,13 @@ def _dbt(settings: Settings, label: str, *args: str) -> float:
                if "rebuilding" in line]
     for line in rebuilt[:1]:
         print(f"  {line.strip()}")
+    nodes_s = json.loads((dbt_target_dir(settings) / "run_results.json").read_text())[
+        "elapsed_time"]
     slowest = sorted(run_results(settings), key=lambda r: -r["execution_time"])[:4]
-    print(f"  {seconds:.1f} s; slowest: " + ", ".join(
-        f"{r['unique_id'].split('.')[-1]} {r['execution_time']:.1f} s" for r in slowest))
-    return seconds
+    print(f"  {seconds:.1f} s ({nodes_s:.1f} s running the nodes, the rest dbt's start and "
+          "exit); slowest: " + ", ".join(
+              f"{r['unique_id'].split('.')[-1]} {r['execution_time']:.1f} s" for r in slowest))
+    return seconds, nodes_s
 
 
 def _check_totals(settings: Settings, manifest: dict) -> None:
@@ -163,15 +170,20 @@ def main() -> int:
         figures.update(history_events=len(history), new_day_events=len(new_day))
 
         figures["land_history_s"] = round(_land(settings, history, "history"), 1)
-        full = _dbt(settings, "full build of the history", "run", "--full-refresh")
+        full, full_nodes = _dbt(settings, "full build of the history", "run",
+                                "--full-refresh")
         _autovacuum(settings, *(f"analytics_intermediate.{m}" for m in INTERMEDIATE),
                     *(f"analytics.{m}" for m in INCREMENTAL_MARTS))
         figures["land_new_day_s"] = round(_land(settings, new_day, "the new day"), 1)
-        incremental = _dbt(settings, "incremental, one new day", "run")
+        incremental, incremental_nodes = _dbt(settings, "incremental, one new day", "run")
         figures.update(full_run_s=round(full, 1), incremental_run_s=round(incremental, 1),
-                       ratio=round(incremental / full, 3))
+                       ratio=round(incremental / full, 3),
+                       full_nodes_s=round(full_nodes, 1),
+                       incremental_nodes_s=round(incremental_nodes, 1),
+                       nodes_ratio=round(incremental_nodes / full_nodes, 3))
 
-        figures["test_s"] = round(_dbt(settings, "every test on the whole warehouse", "test"), 1)
+        figures["test_s"] = round(
+            _dbt(settings, "every test on the whole warehouse", "test")[0], 1)
         _check_totals(settings, manifest)
     finally:
         if args.keep:
@@ -190,6 +202,11 @@ def main() -> int:
           f"{figures['test_s']} s")
     print(f"ratio incremental / full: {ratio:.3f} "
           f"({'meets' if ratio <= TARGET_RATIO else 'MISSES'} the <= {TARGET_RATIO} target)")
+    print(f"  (dbt's own process start and exit - imports, parsing, the manifest - take "
+          f"{figures['incremental_run_s'] - figures['incremental_nodes_s']:.1f} s of the "
+          f"incremental run and {figures['full_run_s'] - figures['full_nodes_s']:.1f} s of "
+          f"the full build; running the nodes alone: {figures['incremental_nodes_s']} / "
+          f"{figures['full_nodes_s']} s = {figures['nodes_ratio']:.3f}, for information)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
