@@ -15,7 +15,8 @@ import pytest
 from ecom.config import REPO_ROOT, Settings
 from ingestion import class_archive
 
-# a fresh JVM per case: the test process may already hold a SparkContext
+# a fresh JVM per case: the test process may already hold a SparkContext. Settings()
+# reads no environment, so the caller's ECOM_* variables cannot leak in
 SESSION = textwrap.dedent("""
     import json, sys
     from dataclasses import replace
@@ -44,13 +45,9 @@ def archive() -> Path:
 def _session(cache: Path, data: Path) -> dict:
     proc = subprocess.run([sys.executable, "-c", SESSION, str(cache), str(data)],
                           cwd=data, capture_output=True, text=True, timeout=300,
-                          env={**_env_without_ecom(), "PYTHONPATH": str(REPO_ROOT)})
+                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def _env_without_ecom() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("ECOM_")}
 
 
 def _source_of(classes_log: Path, name: str) -> str:
