@@ -1,5 +1,10 @@
 """Turning session steps into contract JSON, fast: RNG-derived UUIDs, cached timestamp text.
 
+Event and session ids are time-ordered UUIDs (version 7, RFC 9562), as a modern tracking
+client mints them: every index keyed on them (raw's and processed_events' primary keys,
+user_sessions') takes a day's new rows at its right edge instead of on random pages
+across the whole history (README, "Simulating traffic", for what version-4 ids cost).
+
 The JSON is built from pre-rendered fragments (users and products are JSON-safe by
 construction) in the field order of `ecom.events.ALL_FIELDS`; absent fields are omitted.
 """
@@ -19,12 +24,21 @@ _DAYS: dict[int, str] = {}
 
 #: hex digit -> the RFC 4122 variant digit (10xx) keeping its two low bits
 _VARIANT = {f"{n:x}": f"{8 | (n & 3):x}" for n in range(16)}
+_LOW_62 = (1 << 62) - 1
 
 
 def new_uuid(rng: random.Random) -> str:
     """A version-4 UUID string drawn from `rng` (reproducible, unlike uuid.uuid4())."""
     h = f"{rng.getrandbits(128):032x}"
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
+def time_uuid(rng: random.Random, ts_ms: int) -> str:
+    """A version-7 UUID string: `ts_ms` (Unix epoch milliseconds) in its first 48 bits, then
+    74 bits drawn from `rng`; ids sort by time, and the same seed gives the same ids."""
+    bits = rng.getrandbits(74)
+    h = f"{ts_ms:012x}7{bits >> 62:03x}{1 << 63 | bits & _LOW_62:016x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def day_text(day_number: int) -> str:

@@ -30,7 +30,7 @@ from ecom.errors import UserError
 from ecom.events import BadClass
 from simulator.bad_events import Injector
 from simulator.catalog import Catalog, User, build_catalog
-from simulator.encode import encode_event, format_ts, new_uuid
+from simulator.encode import encode_event, format_ts, time_uuid
 from simulator.manifest import (
     VALID,
     Manifest,
@@ -169,7 +169,7 @@ def backfill_messages(cfg: SimulationConfig, plan: BackfillPlan,
             while produced < cumulative:
                 user = catalog.pick_user(rng)
                 start = hour_start + int(rng.random() * HOUR_MS)
-                session_id = new_uuid(rng)
+                session_id = time_uuid(rng, start)
                 steps = simulate_session(rng, catalog, start, funnel, user.returning)
                 late = late_rate > 0.0 and late_rng.random() < late_rate
                 delay = late_delay_ms(late_rng) if late else 0
@@ -178,7 +178,7 @@ def backfill_messages(cfg: SimulationConfig, plan: BackfillPlan,
                     if ts >= window_end or produced >= total:
                         break
                     day_text, iso = format_ts(ts)
-                    event_id = new_uuid(rng)
+                    event_id = time_uuid(rng, ts)
                     value = encode_event(event_id, user, session_id, event_type, iso, product,
                                          quantity, url)
                     # the delivery record, as built by manifest.valid_record (inlined: hot path)
@@ -229,11 +229,11 @@ def live_messages(cfg: SimulationConfig, plan: LivePlan, catalog: Catalog,
     while True:
         while len(active) < concurrency:
             user = catalog.pick_user(rng)
-            session_id = new_uuid(rng)
-            steps = simulate_session(rng, catalog, 0, funnel, user.returning)
             late = late_rate > 0.0 and late_rng.random() < late_rate
-            active.append(_LiveSession(user, session_id, steps,
-                                       late_delay_ms(late_rng) if late else 0))
+            delay = late_delay_ms(late_rng) if late else 0
+            session_id = time_uuid(rng, now_ms() - delay)
+            steps = simulate_session(rng, catalog, 0, funnel, user.returning)
+            active.append(_LiveSession(user, session_id, steps, delay))
         index = int(rng.random() * len(active))
         session = active[index]
         _, event_type, product, quantity, url = session.steps[session.pos]
@@ -244,7 +244,7 @@ def live_messages(cfg: SimulationConfig, plan: LivePlan, catalog: Catalog,
         ts = max(now_ms() - session.delay, session.last_ts + 1)
         session.last_ts = ts
         day_text, iso = format_ts(ts)
-        event_id = new_uuid(rng)
+        event_id = time_uuid(rng, ts)
         user = session.user
         value = encode_event(event_id, user, session.session_id, event_type, iso, product,
                              quantity, url)

@@ -13,7 +13,7 @@ import pytest
 
 from ecom.events import EVENT_TYPES, QUANTITY_EVENT_TYPES, TIMESTAMP_FORMAT
 from simulator.catalog import CATEGORIES, build_catalog
-from simulator.encode import encode_event, format_ts, new_uuid
+from simulator.encode import encode_event, format_ts, new_uuid, time_uuid
 from simulator.sessions import FunnelParams, Step, simulate_session
 from simulator.traffic import HOURLY_WEIGHTS, WEEKDAY_FACTORS, hourly_targets
 
@@ -161,6 +161,21 @@ def test_uuids_and_timestamps_are_contract_text() -> None:
         assert text == expected.strftime(TIMESTAMP_FORMAT)[:-4] + "Z"
         assert datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=UTC) == expected
         assert day == expected.date().isoformat()
+
+
+def test_time_uuids_are_version_7_and_sort_by_their_timestamp() -> None:
+    rng = random.Random(1)
+    stamps = sorted(rng.randrange(0, 4_102_444_800_000) for _ in range(2000))
+    ids = [time_uuid(rng, ms) for ms in stamps]
+    assert len(set(ids)) == len(ids)
+    parsed = [uuid.UUID(i) for i in ids]
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 and str(u) == i
+               for u, i in zip(parsed, ids, strict=True))
+    assert [u.int >> 80 for u in parsed] == stamps  # the first 48 bits are the time
+    assert ids == sorted(ids)  # text order is time order (then random within a ms)
+    same_ms = [time_uuid(rng, 1_763_000_000_123) for _ in range(200)]
+    assert len(set(same_ms)) == 200
+    assert time_uuid(random.Random(7), 5) == time_uuid(random.Random(7), 5)
 
 
 def test_encoded_event_is_the_contract(catalog) -> None:

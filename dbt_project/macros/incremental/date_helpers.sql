@@ -72,3 +72,15 @@
     {%- endfor -%}
     {{- return(found | sort) -}}
 {% endmacro %}
+
+
+{% macro date_any(column, dates) %}
+{#- SQL predicate: date `column` is one of `dates`, as `= any(array)`: unlike
+    the ranges of date_in, an index-only scan can take it (a range per date
+    joined with `or` needs a bitmap scan of the heap). -#}
+    {%- if dates | length == 0 -%}
+        false
+    {%- else -%}
+        {{ column }} = any('{{ '{' ~ (dates | map('string') | map('truncate', 10, true, '') | join(',')) ~ '}' }}'::date[])
+    {%- endif -%}
+{% endmacro %}

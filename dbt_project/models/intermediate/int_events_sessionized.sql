@@ -10,7 +10,7 @@
             'analyze {{ this }} (event_date, sessionized_at)',
         ],
         indexes=[
-            {'columns': ['event_date', 'ingested_at']},
+            {'columns': ['event_date', 'session_id', 'ingested_at']},
             {'columns': ['session_started_at']},
             {'columns': ['user_id', 'session_started_at']},
             {'columns': ['event_date', 'sessionized_at']},
@@ -88,10 +88,25 @@ changed_sessions as (
 
 ),
 
+neighbour_sessions as (
+
+    -- those of them with events stored on the days around the changed ones
+    -- (a session crossing midnight): an index-only scan of the
+    -- (event_date, session_id, ingested_at) index, not a read of those days
+    select distinct this_model.session_id
+    from {{ this }} as this_model
+    inner join changed_sessions
+        on this_model.session_id = changed_sessions.session_id
+    where {{ date_any(
+        'this_model.event_date', neighbour_dates(changed_dates)
+    ) }}
+
+),
+
 neighbour_events as (
 
-    -- their events on the days around the changed ones (a session crossing
-    -- midnight), taken from this model: raw is read for the changed days only
+    -- their events on those days, taken from this model: raw is read for the
+    -- changed days only (lateral: one index probe per session)
     select
         {%- for column in event_columns %}
         this_model.{{ column }},
@@ -99,10 +114,17 @@ neighbour_events as (
         this_model.session_started_at as stored_session_started_at,
         this_model.session_sequence_number as stored_session_sequence_number,
         this_model.is_returning_user as stored_is_returning_user
-    from {{ this }} as this_model
-    inner join changed_sessions
-        on this_model.session_id = changed_sessions.session_id
-    where {{ date_in('this_model.event_date', neighbour_dates(changed_dates)) }}
+    from neighbour_sessions
+    cross join
+        lateral (
+            select stored_row.*
+            from {{ this }} as stored_row
+            where
+                stored_row.session_id = neighbour_sessions.session_id
+                and {{ date_any(
+                    'stored_row.event_date', neighbour_dates(changed_dates)
+                ) }}
+        ) as this_model
 
 ),
 
