@@ -78,9 +78,10 @@
 {#- SQL predicate: date `column` is one of `dates`, as `= any(array)`: unlike
     the ranges of date_in, an index-only scan can take it (a range per date
     joined with `or` needs a bitmap scan of the heap). -#}
+    {%- set days = dates | map('string') | map('truncate', 10, true, '') -%}
     {%- if dates | length == 0 -%}
         false
     {%- else -%}
-        {{ column }} = any('{{ '{' ~ (dates | map('string') | map('truncate', 10, true, '') | join(',')) ~ '}' }}'::date[])
+        {{ column }} = any('{{ '{' ~ (days | join(',')) ~ '}' }}'::date[])
     {%- endif -%}
 {% endmacro %}
