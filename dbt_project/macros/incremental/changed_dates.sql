@@ -55,21 +55,26 @@
         ),
 
         target_days as (
+            -- counted on the smallest date-led index (the deduplicated
+            -- (event_date, sessionized_at) one)
             select
                 event_date,
-                count(*) as events,
-                max(ingested_at) as newest_ingested_at
+                count(*) as events
             from {{ this }}
             where event_date >= (select lookback_start from window_start)
             group by event_date
         ),
 
         watermark as (
-            -- the newest ingestion this model holds; taken from the window it
-            -- already reads (an older, very late event may hold a newer stamp:
-            -- then the late-day check merely re-reads it), else from all rows
+            -- the newest ingestion this model holds, taken from its newest day
+            -- (an index-only range; an older, very late event may hold a newer
+            -- stamp: then the late-day check merely re-reads it), else from
+            -- all rows
             select coalesce(
-                (select max(newest_ingested_at) from target_days),
+                (
+                    select max(ingested_at) from {{ this }}
+                    where event_date = (select event_date from newest_held)
+                ),
                 (select max(ingested_at) from {{ this }}),
                 '-infinity'
             ) as ingested_at
