@@ -334,21 +334,21 @@ def test_status_shows_no_lag_after_a_drain(ingested: tuple) -> None:
     assert rows and all(line.split("│")[-2].strip() == "0" for line in rows[1:])
 
 
-def _send_raw(settings: Settings, value: bytes) -> None:
-    # a helper's frame, not the test's: the test's frame outlives it (pytest keeps the
-    # traceback of its expected error), and a producer left in it logs connection errors
-    # at interpreter exit, after the session's broker stopped
+def _send(settings: Settings, *messages: tuple[bytes, bytes | None]) -> None:
+    """Produce (value, key) messages to the events topic and wait for the acks.
+
+    A helper's frame, not the test's: the test's frame outlives it (pytest keeps the
+    traceback of its expected error), and a producer left in it logs connection errors
+    at interpreter exit, after the session's broker stopped."""
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, "acks": "all"})
-    producer.produce(settings.topic_events, value)
+    for value, key in messages:
+        producer.produce(settings.topic_events, value, key)
     assert producer.flush(30) == 0
 
 
 def _produce(settings: Settings, events: list[dict]) -> None:
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, "acks": "all"})
-    for event in events:
-        producer.produce(settings.topic_events, json.dumps(event).encode(),
-                         event["user_id"].encode())
-    assert producer.flush(30) == 0
+    _send(settings, *((json.dumps(event).encode(), event["user_id"].encode())
+                      for event in events))
 
 
 def _event(ts: str, **extra: Any) -> dict:
@@ -402,7 +402,7 @@ def test_broker_data_loss_stops_loudly(ingested: tuple, spark: Any) -> None:
     (raw,) = query(settings, "select raw_data::text from raw.raw_events where event_id = %s",
                    old_id)[0]
     dups = rejected_by_reason(settings).get("duplicate_event_id", 0)
-    _send_raw(settings, raw.encode())
+    _send(settings, (raw.encode(), None))
     run_stream(settings, available_now=True, spark=spark, log=print)
     assert len(landed_ids(settings)) == before + 1
     assert rejected_by_reason(settings).get("duplicate_event_id", 0) == dups + 1

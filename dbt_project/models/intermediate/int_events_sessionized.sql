@@ -28,6 +28,8 @@
     the event_date index), and the unique test guards the key. -#}
 {%- if is_incremental() %}
 {%- set changed_dates = source_changed_dates(ref('stg_ecommerce__events')) %}
+{#- the days around them: a session crossing midnight has rows there #}
+{%- set neighbours = neighbour_dates(changed_dates) %}
 {%- endif %}
 {#- the columns of `events` below, as neighbour rows re-read from this model -#}
 {%- set event_columns = [
@@ -97,9 +99,7 @@ neighbour_sessions as (
     from {{ this }} as this_model
     inner join changed_sessions
         on this_model.session_id = changed_sessions.session_id
-    where {{ date_any(
-        'this_model.event_date', neighbour_dates(changed_dates)
-    ) }}
+    where {{ date_any('this_model.event_date', neighbours) }}
 
 ),
 
@@ -121,9 +121,7 @@ neighbour_events as (
             from {{ this }} as stored_row
             where
                 stored_row.session_id = neighbour_sessions.session_id
-                and {{ date_any(
-                    'stored_row.event_date', neighbour_dates(changed_dates)
-                ) }}
+                and {{ date_any('stored_row.event_date', neighbours) }}
         ) as this_model
 
 ),
