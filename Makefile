@@ -16,16 +16,25 @@ DEMO_ARGS ?=
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-system-deps:  ## install PostgreSQL server binaries and Java if missing (Debian, as root)
-	@if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-	  echo "installing PostgreSQL server (apt)"; \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
-	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; fi; \
-	fi
-	@if ! command -v java >/dev/null; then \
-	  echo "installing Java 17 (apt)"; \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; \
-	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless; fi; \
+# Debian packages the project runs (each checked by a file it installs; installed together
+# when any is missing): PostgreSQL 15 server + pgaudit (audit log) + pgBackRest (backups),
+# Java 17 (Spark), Chromium (the dashboards' browser tests), Prometheus' promtool (rules).
+APT_NEEDS := \
+	/usr/lib/postgresql/15/bin/initdb=postgresql-15 \
+	/usr/lib/postgresql/15/lib/pgaudit.so=postgresql-15-pgaudit \
+	/usr/bin/pgbackrest=pgbackrest \
+	/usr/bin/java=openjdk-17-jre-headless \
+	/usr/bin/chromium=chromium \
+	/usr/bin/promtool=prometheus
+
+system-deps:  ## install the Debian packages above that are missing (as root, or with sudo)
+	@missing=""; for pair in $(APT_NEEDS); do \
+	  [ -e "$${pair%%=*}" ] || missing="$$missing $${pair#*=}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
 $(STAMP): pyproject.toml
@@ -44,7 +53,7 @@ dbt-parse: setup  ## write dbt_project/target/manifest.json (Cosmos renders the 
 	  $(BIN)/dbt parse --project-dir dbt_project --profiles-dir dbt_project --quiet; fi
 
 dbt-docs: setup  ## generate the dbt docs site (lineage sources -> marts -> exposures) and serve it (DOCS_PORT, default 8081)
-	eval "$$($(BIN)/ecom env)" && \
+	eval "$$($(BIN)/ecom env --show-secrets)" && \
 	  $(BIN)/dbt docs generate --project-dir dbt_project --profiles-dir dbt_project && \
 	  $(BIN)/dbt docs serve --project-dir dbt_project --profiles-dir dbt_project --no-browser --port $${DOCS_PORT:-8081}
 
@@ -60,7 +69,7 @@ stack-status: setup  ## show services and topics
 demo: setup dbt-parse  ## the main job end to end on the embedded stack, with a summary
 	$(BIN)/ecom demo $(DEMO_ARGS)
 
-test: setup dbt-parse  ## full test suite (fails if no test ran)
+test: setup dbt-parse lint  ## lint, then the full test suite (fails if no test ran)
 	@set +e; $(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing on purpose"; exit 1; fi; \
 	exit $$rc
@@ -68,9 +77,10 @@ test: setup dbt-parse  ## full test suite (fails if no test ran)
 test-fast: setup  ## unit tests only
 	$(BIN)/pytest tests/unit -q
 
-lint: setup  ## ruff + sqlfluff
+lint: setup  ## ruff, import-linter (the layers) and sqlfluff (dbt SQL, on a throwaway warehouse)
 	$(BIN)/ruff check .
-	@if [ -f dbt_project/.sqlfluff ]; then cd dbt_project && ../$(BIN)/sqlfluff lint models; fi
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python -m ecom_app.sql_lint
 
 clean: stack-down  ## stop the stack and delete local state (.local)
 	rm -rf .local

@@ -15,21 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-DAGS = REPO / "airflow" / "dags"
-sys.path[:0] = [str(REPO), str(DAGS)]
-
-from ecom_pipeline.airflow_home import airflow_env  # noqa: E402
-from ecom_pipeline.manifest import ensure_manifest  # noqa: E402
-
-from ecom.config import load_settings  # noqa: E402
+from ecom.config import REPO_ROOT, load_settings
+from ecom_app.local_airflow.airflow_home import airflow_env
+from ecom_app.local_airflow.manifest import ensure_manifest
 
 TARGET_S = 1.0
 
@@ -55,7 +49,6 @@ def _env(home: Path) -> dict[str, str]:
     env = airflow_env(load_settings())
     env.update({
         "AIRFLOW_HOME": str(home),  # throwaway: parsing needs no metadata DB
-        "PYTHONPATH": os.pathsep.join([str(DAGS), str(REPO)]),
         "AIRFLOW__COSMOS__ENABLE_CACHE_DBT_LS": "False",
     })
     return env
@@ -63,7 +56,7 @@ def _env(home: Path) -> dict[str, str]:
 
 def _run(code_or_module: list[str], env: dict[str, str]) -> dict:
     proc = subprocess.run([sys.executable, *code_or_module], env=env, text=True,
-                          capture_output=True, check=False, cwd=REPO)
+                          capture_output=True, check=False, cwd=REPO_ROOT)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
         sys.exit(f"measurement failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -81,7 +74,7 @@ def main() -> None:
         env = _env(Path(tmp))
         cold, warm, tasks = [], [], 0
         for _ in range(args.runs):
-            shape = _run(["-m", "ecom_pipeline.dag_shape"], env)
+            shape = _run(["-m", "ecom_app.local_airflow.dag_shape"], env)
             if shape["import_errors"]:
                 sys.exit(f"the DAG does not import: {shape['import_errors']}")
             cold.append(shape["parse_seconds"][0])

@@ -33,16 +33,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from ecom.config import Settings, isolated_settings  # noqa: E402
-from ecom.db import connect  # noqa: E402
-from ecom.stack import postgres  # noqa: E402
-from ecom.stack.ports import free_port  # noqa: E402
-from ecom.stack.secrets import ensure_secrets  # noqa: E402
-from ecom.warehouse.migrate import migrate  # noqa: E402
-from tests.dbt_support import (  # noqa: E402
+from ecom.config import Settings, isolated_settings
+from ecom.db import connect
+from ecom.ports import free_port
+from ecom.stack import postgres
+from ecom.stack.secrets import ensure_secrets
+from ecom.warehouse.migrate import migrate
+from ecom_app.seed import (
     DEFAULT_ARRIVAL_LAG,
     dbt_target_dir,
     land_events,
@@ -50,6 +47,8 @@ from tests.dbt_support import (  # noqa: E402
     read_jsonl,
     run_dbt,
 )
+
+REPO = Path(__file__).resolve().parent.parent
 
 TARGET_RATIO = 0.10
 INTERMEDIATE = ("int_events_sessionized", "int_user_agents_parsed", "int_purchase_lines")
@@ -71,7 +70,7 @@ def _simulate(settings: Settings, work: Path, days: int, per_day: int, late_rate
     events, manifest = work / "events.jsonl", work / "manifest.json"
     end_date = datetime.now(UTC).date() - timedelta(days=1)
     subprocess.run(
-        [sys.executable, "-m", "ecom.cli", "simulate", "backfill", "--days", str(days),
+        [sys.executable, "-m", "ecom_app.cli", "simulate", "backfill", "--days", str(days),
          "--events-per-day", str(per_day), "--seed", str(seed), "--end-date",
          end_date.isoformat(), "--late-rate", str(late_rate), "--output", str(events),
          "--manifest", str(manifest), "--no-progress"],

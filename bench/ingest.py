@@ -32,16 +32,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from ecom.config import Settings
+from ecom.db import connect
+from ecom.ports import free_port
+from ecom.stack import broker, postgres
+from ecom.stack.manager import up
+from ingestion.copy_text import RAW_COLUMNS
+from ingestion.stream import IngestJob
 
-from ecom.config import Settings  # noqa: E402
-from ecom.db import connect  # noqa: E402
-from ecom.stack import broker, postgres  # noqa: E402
-from ecom.stack.manager import up  # noqa: E402
-from ecom.stack.ports import free_port  # noqa: E402
-from ingestion.sink import RAW_COLUMNS  # noqa: E402
-from ingestion.stream import IngestJob  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 DRAIN_TARGET = 30_000
 P95_TARGET = 10.0
@@ -59,7 +58,7 @@ def fill_backlog(settings: Settings, days: int, per_day: int) -> dict:
     end = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
     manifest = settings.data_dir / "bench-backlog.json"
     subprocess.run(
-        [sys.executable, "-m", "ecom.cli", "simulate", "backfill", "--days", str(days),
+        [sys.executable, "-m", "ecom_app.cli", "simulate", "backfill", "--days", str(days),
          "--events-per-day", str(per_day), "--end-date", end, "--seed", "4242",
          "--bad-rate", "0.01", "--manifest", str(manifest), "--no-progress"],
         cwd=REPO, env=settings.subprocess_env(), check=True, stdout=subprocess.DEVNULL)

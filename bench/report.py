@@ -38,7 +38,6 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 OUT = BENCH / "out"
-sys.path.insert(0, str(REPO))
 
 
 # ---- what each benchmark is run with ------------------------------------------------------

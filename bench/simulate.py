@@ -18,23 +18,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 import uuid
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from ecom.config import Settings
+from ecom.ports import free_port
+from ecom.stack import broker
+from simulator.manifest import Tally
+from simulator.run import BackfillPlan, SimulationConfig, catalog_for, simulate
+from simulator.sinks import DiscardSink, kafka_sink
 
-from ecom.config import Settings  # noqa: E402
-from ecom.stack import broker  # noqa: E402
-from ecom.stack.ports import free_port  # noqa: E402
-from simulator.manifest import Tally  # noqa: E402
-from simulator.run import BackfillPlan, SimulationConfig, catalog_for, simulate  # noqa: E402
-from simulator.sinks import DiscardSink, kafka_sink  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 TARGET = 50_000
 
@@ -93,9 +90,9 @@ def main() -> int:
     own_broker = None
     with tempfile.TemporaryDirectory(prefix="bench-sim-") as data_dir:
         if args.bootstrap:
-            settings = replace(Settings(), kafka_bootstrap_servers=args.bootstrap)
+            settings = Settings().replace(kafka_bootstrap_servers=args.bootstrap)
         else:
-            settings = replace(Settings(), data_dir=Path(data_dir),
+            settings = Settings().replace(data_dir=Path(data_dir),
                                kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")
             broker.start(settings)
             own_broker = settings

@@ -8,15 +8,13 @@ from contextlib import contextmanager
 import psycopg2
 import psycopg2.extensions
 
-from ecom.config import Settings
+from ecom.config import ROLES, Role, Settings
 from ecom.errors import UserError
-
-ROLES = ("admin", "loader", "transformer", "reader")
 
 
 def connect(
     settings: Settings,
-    role: str = "admin",
+    role: Role = "admin",
     *,
     database: str | None = None,
     autocommit: bool = False,
@@ -33,7 +31,7 @@ def connect(
 
 
 @contextmanager
-def connection(settings: Settings, role: str = "admin", **kwargs: object) -> Iterator[
+def connection(settings: Settings, role: Role = "admin", **kwargs: object) -> Iterator[
     psycopg2.extensions.connection
 ]:
     """`with connection(settings, "loader") as conn:` commits on success, always closes."""

@@ -11,7 +11,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from ecom.config import Settings
 from ecom.errors import UserError
-from ecom.stack.ports import port_answers
+from ecom.ports import port_answers
 
 
 @dataclass(frozen=True)

@@ -163,10 +163,6 @@ def alert_payload(result: GateResult) -> dict[str, Any]:
     }
 
 
-def alert_json(result: GateResult) -> bytes:
-    return json.dumps(alert_payload(result), sort_keys=True).encode()
-
-
 def outcome_row(outcome: Outcome) -> dict[str, Any]:
     """`ops.data_quality_logs` columns of one outcome (without the run's columns)."""
     observed = outcome.observed_value

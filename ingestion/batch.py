@@ -25,7 +25,8 @@ from ecom.errors import UserError
 from ingestion.collect import arrow_batches
 from ingestion.kafka_client import make_client
 from ingestion.kafka_source import FORMAT, split_ranges
-from ingestion.sink import KafkaRecords, gc_paused, land_batch
+from ingestion.records import KafkaRecords
+from ingestion.sink import gc_paused, land_batch
 
 
 @dataclass

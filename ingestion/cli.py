@@ -8,6 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ecom.config import load_settings
+
 console = Console()
 
 app = typer.Typer(
@@ -36,7 +38,6 @@ def stream(
         help="Cap on rows per micro-batch (default ECOM_MAX_ROWS_PER_BATCH).")] = None,
 ) -> None:
     """Ingest the events topic until stopped (Ctrl-C / SIGTERM stop between batches)."""
-    from ecom.config import load_settings
     from ingestion.stream import run_stream
 
     settings = load_settings()
@@ -56,7 +57,6 @@ def batch(
         help="Offsets per Spark job (default ECOM_MAX_ROWS_PER_BATCH).")] = None,
 ) -> None:
     """Replay a range of the events topic through the same exactly-once sink (idempotent)."""
-    from ecom.config import load_settings
     from ingestion.batch import replay
     from ingestion.spark import build_session
 
@@ -68,24 +68,9 @@ def batch(
         spark.stop()
 
 
-@app.command("class-archive")
-def class_archive_command(
-    force: Annotated[bool, typer.Option("--force", help="Record it again.")] = False,
-) -> None:
-    """Record the JVM class archive Spark sessions start from (make setup runs this).
-
-    One small run of the pipeline on a private embedded stack, ~30 s, once per JDK and Spark.
-    Later sessions start ~1.6 s faster and their first micro-batch ~1 s sooner."""
-    from ecom.config import load_settings
-    from ingestion.class_archive import build
-
-    build(load_settings(), force=force, log=_log)
-
-
 @app.command()
 def status() -> None:
     """Lag per partition (log end vs the stream's checkpoint) and what has landed."""
-    from ecom.config import load_settings
     from ingestion.status import ingest_status
 
     report = ingest_status(load_settings())

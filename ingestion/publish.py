@@ -21,6 +21,7 @@ import msgspec
 
 from ecom.config import Settings
 from ecom.errors import UserError
+from ecom.kafka_clients import confluent_producer, kafka_python_producer
 from ingestion.validation import ValidEvent
 
 _ENCODER = msgspec.json.Encoder()
@@ -51,18 +52,14 @@ class Publisher:
     """A producer for one topic; `publish` returns once every message is acknowledged."""
 
     def __init__(self, settings: Settings, topic: str | None = None) -> None:
+        self.settings = settings
         self.topic = topic or settings.topic_processed
         self.client = settings.kafka_client
-        self.bootstrap = settings.kafka_bootstrap_servers
         self._producer: Any = None
         self._errors: list[str] = []
 
     def _confluent(self) -> Any:
-        from confluent_kafka import Producer
-
-        return Producer({
-            "bootstrap.servers": self.bootstrap,
-            "acks": "all",
+        return confluent_producer(self.settings, "ecom-ingest", **{
             "linger.ms": 20,
             "batch.num.messages": 10000,
             "queue.buffering.max.messages": 500000,
@@ -74,10 +71,8 @@ class Publisher:
         })
 
     def _kafka_python(self) -> Any:
-        from kafka import KafkaProducer
-
-        return KafkaProducer(bootstrap_servers=self.bootstrap.split(","), acks="all",
-                             linger_ms=20, batch_size=256 * 1024)
+        return kafka_python_producer(self.settings, "ecom-ingest", linger_ms=20,
+                                     batch_size=256 * 1024)
 
     def _on_delivery(self, err: Any, _msg: Any) -> None:
         if err is not None and len(self._errors) < 5:

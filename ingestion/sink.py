@@ -43,294 +43,25 @@ import contextlib
 import gc
 import io
 import json
-import queue
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from ecom.errors import UserError
 from ecom.events import RejectReason
-from ingestion.validation import Reject, ValidEvent, raw_text, validate
-
-RAW_COLUMNS = (
-    "event_id", "user_id", "session_id", "event_type", "event_timestamp", "product_id",
-    "category", "price", "quantity", "page_url", "user_agent", "ip_address", "raw_data",
-    "kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp", "kafka_epoch",
+from ingestion.copy_feed import COPY_READ_SIZE, CopyFeeder
+from ingestion.copy_text import (
+    RAW_COLUMNS,
+    REJECTED_COLUMNS,
+    copy_sql,
+    raw_copy_text,
+    rejected_copy_text,
 )
-REJECTED_COLUMNS = (
-    "kafka_topic", "kafka_partition", "kafka_offset", "kafka_key", "kafka_timestamp",
-    "raw_value", "raw_size_bytes", "event_id", "reason_code", "reason_message", "kafka_epoch",
-)
-CHUNK_ROWS = 20_000
-COPY_READ_SIZE = 8 << 20
-
-Coord = tuple[str, int, int]
-
-
-@dataclass
-class KafkaRecords:
-    """Records as columns (what the Kafka source emits), sorted by partition and offset."""
-
-    topic: list[str]
-    partition: list[int]
-    offset: list[int]
-    timestamp_ms: list[int | None]
-    key: list[str | None]
-    value: list[bytes | None]
-
-    def __len__(self) -> int:
-        return len(self.offset)
-
-    @classmethod
-    def empty(cls) -> KafkaRecords:
-        return cls([], [], [], [], [], [])
-
-    @classmethod
-    def from_arrow(cls, table: Any) -> KafkaRecords:
-        """From a pyarrow Table/RecordBatch with the source's columns."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        ts = table.column("timestamp")
-        if pa.types.is_timestamp(ts.type):
-            ts = pc.divide(pc.cast(pc.cast(ts, pa.timestamp("us")), pa.int64()), 1000)
-        key = table.column("key")
-        if pa.types.is_binary(key.type) or pa.types.is_large_binary(key.type):
-            keys = [k.decode("utf-8", "replace") if k is not None else None
-                    for k in key.to_pylist()]
-        else:
-            keys = key.to_pylist()
-        value = table.column("value")
-        if not (pa.types.is_binary(value.type) or pa.types.is_large_binary(value.type)):
-            value = pc.cast(value, pa.binary())
-        return cls(
-            topic=table.column("topic").to_pylist(),
-            partition=table.column("partition").to_pylist(),
-            offset=table.column("offset").to_pylist(),
-            timestamp_ms=ts.to_pylist(),
-            key=keys,
-            value=value.to_pylist(),
-        )
-
-    def offset_ranges(self) -> dict[tuple[str, int], tuple[int, int]]:
-        """(topic, partition) -> (first offset, last offset + 1) present."""
-        ranges: dict[tuple[str, int], tuple[int, int]] = {}
-        for topic, partition, offset in zip(self.topic, self.partition, self.offset, strict=True):
-            lo_hi = ranges.get((topic, partition))
-            if lo_hi is None:
-                ranges[(topic, partition)] = (offset, offset + 1)
-            elif offset < lo_hi[0] or offset >= lo_hi[1]:
-                ranges[(topic, partition)] = (min(lo_hi[0], offset), max(lo_hi[1], offset + 1))
-        return ranges
-
-
-def arrow_chunks(table: Any, rows: int = CHUNK_ROWS) -> Iterator[KafkaRecords]:
-    """A collected micro-batch (pyarrow Table) as KafkaRecords chunks of at most `rows`."""
-    for batch in table.to_batches(max_chunksize=rows):
-        if batch.num_rows:
-            yield KafkaRecords.from_arrow(batch)
-
-
-# ---- validation of a chunk (pure) ---------------------------------------------------------
-
-@dataclass
-class ValidRow:
-    coord: Coord
-    timestamp_ms: int | None
-    key: str | None
-    value: bytes
-    event: ValidEvent
-
-
-@dataclass
-class RejectRow:
-    coord: Coord
-    timestamp_ms: int | None
-    key: str | None
-    value: bytes | None
-    reject: Reject
-
-
-@dataclass
-class SplitChunk:
-    valid: list[ValidRow] = field(default_factory=list)
-    rejects: list[RejectRow] = field(default_factory=list)
-
-
-def split_records(
-    records: KafkaRecords, now_ms: int, first_seen: dict[str, Coord] | None = None
-) -> SplitChunk:
-    """Validate records; an event_id already in `first_seen` (this batch) is a duplicate.
-
-    `first_seen` is shared by the chunks of one batch and updated in place.
-    """
-    first_seen = {} if first_seen is None else first_seen
-    out = SplitChunk()
-    for topic, partition, offset, ts, key, value in zip(
-        records.topic, records.partition, records.offset, records.timestamp_ms, records.key,
-        records.value, strict=True,
-    ):
-        reference = now_ms if ts is None or ts > now_ms else ts
-        coord = (topic, partition, offset)
-        result = validate(value, reference)
-        if isinstance(result, Reject):
-            out.rejects.append(RejectRow(coord, ts, key, value, result))
-            continue
-        first = first_seen.get(result.event_id)
-        if first is not None:
-            out.rejects.append(RejectRow(coord, ts, key, value, Reject(
-                RejectReason.DUPLICATE_EVENT_ID,
-                f"event_id {result.event_id} already read at partition {first[1]} "
-                f"offset {first[2]}", result.event_id)))
-            continue
-        first_seen[result.event_id] = coord
-        out.valid.append(ValidRow(coord, ts, key, value, result))  # type: ignore[arg-type]
-    return out
-
-
-# ---- COPY text format ---------------------------------------------------------------------
-
-def _text(value: str | None) -> str:
-    if value is None:
-        return "\\N"
-    if "\\" in value:
-        value = value.replace("\\", "\\\\")
-    if "\n" in value or "\r" in value or "\t" in value:
-        value = value.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
-    return value
-
-
-def _ts_ms(ms: int | None) -> str:
-    if ms is None:
-        return "\\N"
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat()
-
-
-def _num(value: float | int | None) -> str:
-    return "\\N" if value is None else repr(value)
-
-
-def raw_copy_text(rows: Iterable[ValidRow], epoch: int = 0) -> str:
-    """`raw.raw_events` rows (RAW_COLUMNS) of topic epoch `epoch` in COPY text format."""
-    out = []
-    epoch_text = str(epoch)
-    ts_cache: dict[int | None, str] = {}
-    for row in rows:
-        e = row.event
-        kafka_ts = ts_cache.get(row.timestamp_ms)
-        if kafka_ts is None:
-            kafka_ts = ts_cache[row.timestamp_ms] = _ts_ms(row.timestamp_ms)
-        if e.canonical:  # no escapes in the JSON: no string needs COPY escaping
-            raw = e.raw_json
-            if "\n" in raw or "\r" in raw or "\t" in raw:
-                raw = _text(raw)
-            out.append("\t".join((
-                e.event_id, e.user_id, e.session_id, e.event_type, e.timestamp_text,
-                e.product_id or "\\N", e.category or "\\N", _num(e.price), _num(e.quantity),
-                e.page_url, e.user_agent, e.ip_address, raw, row.coord[0], str(row.coord[1]),
-                str(row.coord[2]), kafka_ts, epoch_text,
-            )))
-            continue
-        out.append("\t".join((
-            e.event_id, _text(e.user_id), _text(e.session_id), e.event_type,
-            e.event_timestamp.isoformat(), _text(e.product_id), _text(e.category),
-            _num(e.price), _num(e.quantity), _text(e.page_url), _text(e.user_agent),
-            _text(e.ip_address), _text(e.raw_json), _text(row.coord[0]), str(row.coord[1]),
-            str(row.coord[2]), kafka_ts, epoch_text,
-        )))
-    out.append("")
-    return "\n".join(out)
-
-
-def rejected_copy_text(rows: Iterable[RejectRow], epoch: int = 0) -> str:
-    """`raw.rejected_events` rows (REJECTED_COLUMNS) of topic epoch `epoch`, COPY text."""
-    out = []
-    epoch_text = str(epoch)
-    for row in rows:
-        out.append("\t".join((
-            _text(row.coord[0]), str(row.coord[1]), str(row.coord[2]), _text(row.key),
-            _ts_ms(row.timestamp_ms), _text(raw_text(row.value)),
-            "\\N" if row.value is None else str(len(row.value)),
-            _text(row.reject.event_id), row.reject.reason.value, _text(row.reject.message),
-            epoch_text,
-        )))
-    out.append("")
-    return "\n".join(out)
-
-
-def copy_sql(table: str, columns: Iterable[str]) -> str:
-    return f"copy {table} ({', '.join(columns)}) from stdin"
-
-
-class _Aborted(Exception):
-    pass
-
-
-class CopyFeeder:
-    """COPY ... FROM STDIN on a background thread, fed with text chunks from this thread."""
-
-    _END = object()
-    _ABORT = object()
-
-    def __init__(self, cursor: Any, sql: str) -> None:
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=4)
-        self._buf = ""
-        self._pos = 0
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(cursor, sql), daemon=True)
-        self._thread.start()
-
-    def _run(self, cursor: Any, sql: str) -> None:
-        try:
-            cursor.copy_expert(sql, self, size=COPY_READ_SIZE)
-        except BaseException as exc:  # surfaced by finish()/abort() on the caller's thread
-            self.error = exc
-            while True:  # unblock a producer waiting on a full queue
-                try:
-                    self._queue.get_nowait()
-                except queue.Empty:
-                    break
-
-    def read(self, size: int = -1) -> str:
-        while self._pos >= len(self._buf):
-            item = self._queue.get()
-            if item is self._END:
-                return ""
-            if item is self._ABORT:
-                raise _Aborted("batch aborted")
-            self._buf, self._pos = item, 0
-        end = len(self._buf) if size < 0 else self._pos + size
-        out = self._buf[self._pos:end]
-        self._pos = end
-        return out
-
-    def write(self, text: str) -> None:
-        if self.error is not None:
-            raise self.error
-        if text:
-            while True:
-                try:
-                    self._queue.put(text, timeout=0.5)
-                    return
-                except queue.Full:
-                    if self.error is not None:
-                        raise self.error from None
-
-    def finish(self) -> None:
-        self._queue.put(self._END)
-        self._thread.join()
-        if self.error is not None:
-            raise self.error
-
-    def abort(self) -> None:
-        if self._thread.is_alive():
-            with contextlib.suppress(queue.Full):
-                self._queue.put(self._ABORT, timeout=5)
-            self._thread.join(timeout=30)
+from ingestion.epochs import current_epoch
+from ingestion.records import Coord, KafkaRecords, RejectRow, SplitChunk, ValidRow, split_records
+from ingestion.validation import Reject, ValidEvent
 
 
 @contextlib.contextmanager
@@ -345,8 +76,6 @@ def gc_paused() -> Iterator[None]:
     finally:
         gc.enable()
 
-
-# ---- the transaction ----------------------------------------------------------------------
 
 @dataclass
 class BatchResult:
@@ -387,32 +116,6 @@ def _reused(coord: Coord, stored: object, seen: object) -> OffsetsReusedError:
         "Nothing of this batch was written; `ecom ingest stream --reset-checkpoint` opens a "
         "new topic epoch (see ingestion/README.md, 'Broker data loss')."
     )
-
-
-def current_epoch(cur: Any, topic: str) -> int:
-    """The topic's current epoch: the newest in `ops.ingest_epochs`, 0 if none was opened."""
-    cur.execute("select coalesce(max(kafka_epoch), 0) from ops.ingest_epochs "
-                "where kafka_topic = %s", (topic,))
-    return cur.fetchone()[0]
-
-
-def start_epoch(conn: Any, topic: str) -> int:
-    """Open a new epoch of `topic` (after the broker lost it): 1 + the highest known.
-
-    Under the topic's ingest lock, so no batch is landing meanwhile; commits.
-    """
-    with conn, conn.cursor() as cur:
-        cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"ecom-ingest:{topic}",))
-        cur.execute(
-            "select greatest((select max(kafka_epoch) from ops.ingest_epochs "
-            "where kafka_topic = %(t)s), (select max(kafka_epoch) from raw.raw_events "
-            "where kafka_topic = %(t)s), (select max(kafka_epoch) from raw.rejected_events "
-            "where kafka_topic = %(t)s), 0)",
-            {"t": topic})
-        epoch = cur.fetchone()[0] + 1
-        cur.execute("insert into ops.ingest_epochs (kafka_topic, kafka_epoch) values (%s, %s)",
-                    (topic, epoch))
-    return epoch
 
 
 class _Checker:

@@ -4,7 +4,7 @@
 and `ECOM_SPARK_DRIVER_MEMORY` at its size. The driver must be able to reach PostgreSQL: it
 lands every micro-batch (see `ingestion.sink`). The driver JVM starts with
 `ECOM_SPARK_JAVA_OPTIONS` (default: C1 JIT only, see `.env.example`) and maps the class
-archive `ecom ingest class-archive` recorded, if any (see `ingestion.class_archive`). For the
+archive `ecom ingest class-archive` recorded, if any (see `ingestion.jvm_archive`). For the
 native Kafka source the connector package is added with `spark.jars.packages` (see
 `ingestion.native`).
 """
@@ -14,12 +14,11 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ecom.config import Settings
-from ingestion import class_archive
+from ingestion import jvm_archive
 
 #: Shuffle partitions: the only shuffle is the 5-minute window aggregation on small keys.
 SHUFFLE_PARTITIONS = 2
@@ -30,11 +29,11 @@ def java_options(settings: Settings, record_to: Path | None = None) -> tuple[str
     options = ["-Duser.timezone=UTC", f"-Dderby.system.home={settings.data_dir / 'derby'}",
                f"-XX:ErrorFile={settings.log_dir / 'jvm-crash-%p.log'}",
                *shlex.split(settings.spark_java_options)]
-    archive = None if record_to else class_archive.usable(settings)
+    archive = None if record_to else jvm_archive.usable(settings)
     if record_to:
-        options += class_archive.record_options(record_to)
+        options += jvm_archive.record_options(record_to)
     elif archive:
-        options += class_archive.use_options(archive)
+        options += jvm_archive.use_options(archive)
     return " ".join(options), archive
 
 
@@ -44,7 +43,7 @@ def build_session(settings: Settings, app_name: str = "ecom-ingest", *, ui: bool
     """Create (or reuse) the SparkSession with the project's Kafka source registered.
 
     `record_to`: start the JVM recording its classes into that archive (see
-    `ingestion.class_archive`); otherwise the recorded archive is used when there is one.
+    `ecom_app.class_archive`); otherwise the recorded archive is used when there is one.
     """
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
@@ -61,9 +60,9 @@ def build_session(settings: Settings, app_name: str = "ecom-ingest", *, ui: bool
         # the JVM did not start with the archive (e.g. a JDK patch release the key does
         # not see). If it starts without it (else the archive was not the cause: raise),
         # set the archive aside so no later session tries it
-        options, _ = java_options(replace(settings, spark_class_archive=False))
+        options, _ = java_options(settings.replace(spark_class_archive=False))
         spark = _builder(settings, app_name, ui, options, extra_conf).getOrCreate()
-        bad = class_archive.set_aside(archive)
+        bad = jvm_archive.set_aside(archive)
         print(f"Spark's JVM did not start with the class archive {archive} (moved to {bad}); "
               "started without it. `ecom ingest class-archive --force` records a new one.",
               file=sys.stderr)

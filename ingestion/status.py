@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from ecom.config import Settings
 from ecom.db import connect
 from ecom.errors import UserError
+from ingestion.checkpoint import committed_offsets, stream_paths
 from ingestion.kafka_client import make_client
-from ingestion.stream import committed_offsets, stream_paths
 
 
 @dataclass

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import signal
 import threading
 import time
@@ -38,55 +37,24 @@ import psycopg2
 from ecom.config import Settings
 from ecom.db import connect
 from ecom.errors import UserError
+from ingestion.checkpoint import (
+    StreamPaths,
+    ledger_name,
+    planned_offsets,
+    reset_checkpoint,
+    stream_paths,
+)
 from ingestion.collect import arrow_batches
+from ingestion.epochs import start_epoch
 from ingestion.kafka_client import make_client
 from ingestion.kafka_source import FORMAT, check_not_ahead
-from ingestion.progress import batch_line, lag, parse_offsets, progress_offsets
+from ingestion.progress import batch_line, lag, progress_offsets
 from ingestion.publish import Publisher
-from ingestion.sink import BatchResult, KafkaRecords, gc_paused, land_batch, start_epoch
+from ingestion.records import KafkaRecords
+from ingestion.sink import BatchResult, gc_paused, land_batch
 from ingestion.windows import upsert_windows, window_stream
 
 RESET_HINT = "`ecom ingest stream --reset-checkpoint` (re-reads the topic from its start)."
-
-
-@dataclass(frozen=True)
-class StreamPaths:
-    root: Path
-
-    @property
-    def events(self) -> Path:
-        return self.root / "events"
-
-    @property
-    def windows(self) -> Path:
-        return self.root / "windows"
-
-    @property
-    def identity(self) -> Path:
-        return self.root / "identity.json"
-
-
-def stream_paths(settings: Settings) -> StreamPaths:
-    return StreamPaths(settings.checkpoint_dir / "ingest")
-
-
-def ledger_name(paths: StreamPaths) -> str:
-    """The ledger's query_name for this checkpoint (created with it, removed with it)."""
-    if paths.identity.is_file():
-        return json.loads(paths.identity.read_text())["query_name"]
-    paths.root.mkdir(parents=True, exist_ok=True)
-    name = f"stream-{uuid.uuid4().hex[:12]}"
-    paths.identity.write_text(json.dumps({"query_name": name, "created_at": time.time()}) + "\n")
-    return name
-
-
-def reset_checkpoint(settings: Settings) -> bool:
-    """Forget the stream's position (both queries). True if there was one."""
-    root = stream_paths(settings).root
-    if not root.exists():
-        return False
-    shutil.rmtree(root)
-    return True
 
 
 def open_epoch(settings: Settings) -> int:
@@ -96,31 +64,6 @@ def open_epoch(settings: Settings) -> int:
         return start_epoch(conn, settings.topic_events)
     finally:
         conn.close()
-
-
-def committed_offsets(checkpoint: Path) -> dict[str, int] | None:
-    """End offsets of the last batch Spark committed in this checkpoint (None if none)."""
-    commits = checkpoint / "commits"
-    if not commits.is_dir():
-        return None
-    done = sorted((int(p.name) for p in commits.iterdir() if p.name.isdigit()), reverse=True)
-    for batch in done:
-        offsets_file = checkpoint / "offsets" / str(batch)
-        if offsets_file.is_file():
-            lines = offsets_file.read_text().strip().splitlines()
-            return parse_offsets(lines[-1])
-    return None
-
-
-def planned_offsets(checkpoint: Path) -> dict[str, int] | None:
-    """End offsets of the newest batch Spark planned (committed or not)."""
-    folder = checkpoint / "offsets"
-    if not folder.is_dir():
-        return None
-    batches = sorted((int(p.name) for p in folder.iterdir() if p.name.isdigit()), reverse=True)
-    if not batches:
-        return None
-    return parse_offsets((folder / str(batches[0])).read_text().strip().splitlines()[-1])
 
 
 def preflight(settings: Settings, paths: StreamPaths) -> None:

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ecom.config import load_settings
 from ecom.errors import UserError
 from ecom.events import BadClass
 
@@ -131,7 +132,6 @@ def _run(mode: str, plan: object, seed: int | None, bad_rate: float,
          returning_share: float, conversion: float, abandonment: float, add_to_cart: float,
          output: Path | None, client: str | None, topic: str | None, manifest: Path | None,
          progress: bool) -> None:
-    from ecom.config import load_settings
     from simulator.manifest import Tally
     from simulator.progress import progress_reporter
     from simulator.run import SimulationConfig, run_id_for, simulate

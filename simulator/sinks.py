@@ -16,16 +16,20 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException
+from kafka.errors import KafkaError as KafkaPythonError
+from kafka.errors import KafkaTimeoutError
 
 from ecom.config import Settings
 from ecom.errors import UserError
+from ecom.kafka_admin import admin_client, topic_partitions
+from ecom.kafka_clients import KAFKA_CLIENTS, confluent_producer, kafka_python_producer
+from ecom.ports import port_answers
 from simulator.manifest import Tally
 
 _LIBRDKAFKA_LOG = logging.getLogger("simulator.librdkafka")
 _LIBRDKAFKA_LOG.addHandler(logging.NullHandler())
 
-KAFKA_CLIENTS = ("confluent", "kafka-python")
 #: Default compression per client (kafka-python would need the extra `lz4` package for lz4).
 DEFAULT_COMPRESSION = {"confluent": "lz4", "kafka-python": "gzip"}
 LINGER_MS = 20
@@ -51,19 +55,16 @@ class Sink(Protocol):
 class ConfluentSink:
     """librdkafka producer: idempotent, acks=all, lz4, 20 ms linger, murmur2 key partitioning."""
 
-    def __init__(self, bootstrap: str, topic: str, tally: Tally,
+    def __init__(self, settings: Settings, topic: str, tally: Tally,
                  compression: str | None = None) -> None:
         self._topic = topic
         self._tally = tally
         self._compression = compression or DEFAULT_COMPRESSION["confluent"]
-        self._bootstrap = bootstrap
+        self._bootstrap = settings.kafka_bootstrap_servers
         self._last_error: str | None = None
         self._problem: str | None = None
         self._down_since: float | None = None  # all brokers down since (monotonic s)
-        self._producer = Producer({
-            "bootstrap.servers": bootstrap,
-            "client.id": "ecom-simulator",
-            "acks": "all",
+        self._producer = confluent_producer(settings, "ecom-simulator", **{
             "enable.idempotence": True,
             "compression.type": self._compression,
             "linger.ms": LINGER_MS,
@@ -145,31 +146,21 @@ class ConfluentSink:
 class KafkaPythonSink:
     """kafka-python producer: idempotent, acks=all, gzip, 20 ms linger, murmur2 partitioning."""
 
-    def __init__(self, bootstrap: str, topic: str, tally: Tally,
+    def __init__(self, settings: Settings, topic: str, tally: Tally,
                  compression: str | None = None) -> None:
-        from kafka import KafkaProducer
-        from kafka.errors import KafkaError
-
         self._topic = topic
         self._tally = tally
         self._compression = compression or DEFAULT_COMPRESSION["kafka-python"]
-        self._bootstrap = bootstrap
-        try:
-            self._producer = KafkaProducer(
-                bootstrap_servers=bootstrap.split(","),
-                client_id="ecom-simulator",
-                acks="all",
-                enable_idempotence=True,
-                compression_type=None if self._compression == "none" else self._compression,
-                linger_ms=LINGER_MS,
-                batch_size=BATCH_BYTES,
-                delivery_timeout_ms=DELIVERY_TIMEOUT_MS,
-                metrics_enabled=False,
-            )
-        except (KafkaError, OSError) as exc:
-            raise UserError(f"kafka-python could not connect to {bootstrap} ({exc}). Start the "
-                            "broker with `ecom stack up` or fix ECOM_KAFKA_BOOTSTRAP_SERVERS.") \
-                from exc
+        self._bootstrap = settings.kafka_bootstrap_servers
+        self._producer = kafka_python_producer(
+            settings, "ecom-simulator",
+            enable_idempotence=True,
+            compression_type=None if self._compression == "none" else self._compression,
+            linger_ms=LINGER_MS,
+            batch_size=BATCH_BYTES,
+            delivery_timeout_ms=DELIVERY_TIMEOUT_MS,
+            metrics_enabled=False,
+        )
         self._send = self._producer.send
         self._pending: deque[tuple[Any, tuple]] = deque()
         self._sent = 0
@@ -180,11 +171,9 @@ class KafkaPythonSink:
                 "bootstrap": self._bootstrap, "compression": self._compression}
 
     def send(self, key: bytes, value: bytes, rec: tuple) -> None:
-        from kafka.errors import KafkaError
-
         try:
             self._pending.append((self._send(self._topic, value=value, key=key), rec))
-        except KafkaError as exc:  # e.g. no metadata within max_block_ms: broker gone
+        except KafkaPythonError as exc:  # e.g. no metadata within max_block_ms: broker gone
             self._tally.fail(rec, exc)
             self.problem = self.problem or f"send failed: {exc}"
             return
@@ -207,8 +196,6 @@ class KafkaPythonSink:
         self._drain()
 
     def flush(self, timeout_s: float) -> None:
-        from kafka.errors import KafkaTimeoutError
-
         with suppress(KafkaTimeoutError):
             self._producer.flush(timeout=timeout_s)
         self._drain()
@@ -284,13 +271,13 @@ class DiscardSink:
         pass
 
 
-def kafka_sink(client: str, bootstrap: str, topic: str, tally: Tally,
+def kafka_sink(client: str, settings: Settings, topic: str, tally: Tally,
                compression: str | None = None) -> Sink:
     """The Kafka sink for a client name ('confluent' or 'kafka-python')."""
     if client == "confluent":
-        return ConfluentSink(bootstrap, topic, tally, compression)
+        return ConfluentSink(settings, topic, tally, compression)
     if client == "kafka-python":
-        return KafkaPythonSink(bootstrap, topic, tally, compression)
+        return KafkaPythonSink(settings, topic, tally, compression)
     raise UserError(f"Unknown Kafka client {client!r}; use one of {', '.join(KAFKA_CLIENTS)}.")
 
 
@@ -298,9 +285,6 @@ def kafka_destination(settings: Settings, client: str | None, topic: str | None,
                       tally: Tally) -> Sink:
     """The Kafka sink for these settings, after checking the broker answers and the topic exists
     (producing to a missing topic would auto-create it with the wrong partition count)."""
-    from ecom.kafka_admin import admin_client, topic_partitions
-    from ecom.stack.ports import port_answers
-
     client = client or settings.kafka_client
     topic = topic or settings.topic_events
     if client not in KAFKA_CLIENTS:
@@ -320,4 +304,4 @@ def kafka_destination(settings: Settings, client: str | None, topic: str | None,
         raise UserError(
             f"Topic {topic} does not exist on {settings.kafka_bootstrap_servers}. Run "
             "`ecom stack up` (or `ecom kafka init`) first, or pass an existing --topic.")
-    return kafka_sink(client, settings.kafka_bootstrap_servers, topic, tally)
+    return kafka_sink(client, settings, topic, tally)

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from ecom.config import REPO_ROOT, Settings, isolated_settings
+from ecom.ports import free_port
 from ecom.stack import broker, postgres
 from ecom.stack.manager import up
-from ecom.stack.ports import free_port
 
-ECOM = [sys.executable, "-m", "ecom.cli"]
+ECOM = [sys.executable, "-m", "ecom_app.cli"]
 
 
 def _private_settings(data_dir: Path) -> Settings:

@@ -23,8 +23,8 @@ import pytest
 
 from ecom.config import Settings
 from ecom.events import EXPECTED_REASON
+from ecom_app.seed import WRITE_TIME_COLUMNS, query
 from simulator.manifest import Manifest
-from tests.dbt_support import WRITE_TIME_COLUMNS, query
 
 #: reason code -> the bad class that must produce it (EXPECTED_REASON is one-to-one)
 CLASS_OF_REASON = {reason.value: cls for cls, reason in EXPECTED_REASON.items()}

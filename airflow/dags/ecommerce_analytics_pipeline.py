@@ -27,6 +27,8 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, chain, task
 from ecom_pipeline import DAG_ID, callbacks, steps
 from ecom_pipeline.days import logical_day
 from ecom_pipeline.dbt_groups import MARTS_SELECT, STAGING_SELECT, dbt_group
+from ecom_pipeline.publish import publish_day
+from ecom_pipeline.report import build_report, write_report
 
 from ecom.config import load_settings
 
@@ -83,8 +85,6 @@ with DAG(
     @task
     def publish(**context: Any) -> int:
         """The day's daily_aggregations rows to the daily-aggregations topic."""
-        from ecom_pipeline.publish import publish_day
-
         sent = publish_day(load_settings(), logical_day(context), context["run_id"])
         _rows(context, sent)
         return sent
@@ -92,8 +92,6 @@ with DAG(
     @task
     def report(**context: Any) -> dict[str, Any]:
         """One summary row for this run in ops.pipeline_run_reports."""
-        from ecom_pipeline.report import build_report, write_report
-
         ti = context["ti"]
         extracted = ti.xcom_pull(task_ids="extract") or {}
         summary = build_report(

@@ -1,7 +1,8 @@
 -- The day's headline KPIs, one row per UTC date (what `make demo` prints):
 -- events and revenue from daily_aggregations; sessions, orders, conversion and
 -- average order value from user_sessions by the day the session started (an
--- order is a session with a purchase, so orders are not summed over categories).
+-- order is a session with a purchase, so orders are not summed over
+-- categories).
 -- Compile with: dbt compile --select headline_kpis (SQL in target/compiled/).
 
 with

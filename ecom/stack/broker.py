@@ -12,7 +12,7 @@ from pathlib import Path
 from ecom.config import Settings
 from ecom.errors import UserError
 from ecom.kafka_admin import wait_for_broker
-from ecom.stack.ports import pid_alive, port_is_free, read_pid, terminate
+from ecom.ports import pid_alive, port_is_free, read_pid, terminate
 
 
 def binary() -> str:

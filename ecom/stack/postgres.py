@@ -22,7 +22,7 @@ from psycopg2 import sql
 
 from ecom.config import Settings
 from ecom.errors import UserError
-from ecom.stack.ports import port_answers, port_is_free
+from ecom.ports import port_answers, port_is_free
 
 SERVER_SETTINGS = """
 # --- ecom embedded cluster ---
@@ -172,7 +172,7 @@ def init_cluster(settings: Settings) -> Path:
     pgdata.chmod(0o700)
     _chown_to_postgres(pgdata)
     pwfile = pgdata.parent / f".{pgdata.name}.pwfile"
-    pwfile.write_text(settings.pg_admin_password + "\n")
+    pwfile.write_text(settings.password("admin") + "\n")
     pwfile.chmod(0o600)
     _chown_to_postgres(pwfile)
     try:

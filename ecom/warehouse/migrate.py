@@ -45,7 +45,7 @@ def render(text: str, settings: Settings, conn: object) -> str:
     """Replace role/database placeholders with safely quoted identifiers and literals."""
     replacements = {"database": settings.pg_database}
     for role in LANE_ROLES:
-        replacements[role] = getattr(settings, f"pg_{role}_user")
+        replacements[role] = settings.user(role)
     for key, value in replacements.items():
         text = text.replace("{{" + key + "_literal}}", sql.Literal(value).as_string(conn))
         text = text.replace("{{" + key + "}}", sql.Identifier(value).as_string(conn))
@@ -97,8 +97,8 @@ def migrate(settings: Settings) -> list[str]:
 def set_role_passwords(settings: Settings, conn: object) -> None:
     with conn, conn.cursor() as cur:  # type: ignore[attr-defined]
         for role in LANE_ROLES:
-            user = getattr(settings, f"pg_{role}_user")
-            password = getattr(settings, f"pg_{role}_password")
+            user = settings.user(role)
+            password = settings.password(role)
             if not password:
                 raise UserError(
                     f"No password for the {role} role: set ECOM_PG_{role.upper()}_PASSWORD "

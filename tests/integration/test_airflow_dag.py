@@ -30,18 +30,16 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from ecom_pipeline import DAG_ID
+from ecom_pipeline.manifest import manifest_path
+from ecom_pipeline.publish import message_key
 
 from ecom.config import REPO_ROOT, Settings
 from ecom.db import connect
+from ecom_app.local_airflow import DAGS_FOLDER
+from ecom_app.local_airflow.airflow_home import airflow_env
+from ecom_app.local_airflow.manifest import ensure_manifest
 from tests.conftest import private_stack, run_ecom
-
-DAGS = REPO_ROOT / "airflow" / "dags"
-sys.path.append(str(DAGS))
-
-from ecom_pipeline import DAG_ID  # noqa: E402
-from ecom_pipeline.airflow_home import airflow_env  # noqa: E402
-from ecom_pipeline.manifest import ensure_manifest, manifest_path  # noqa: E402
-from ecom_pipeline.publish import message_key  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -56,14 +54,14 @@ CORRUPT_DAY = date(2024, 3, 9)
 
 @pytest.fixture(scope="module")
 def dag_shape(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The DAG as Airflow parses it, described by `ecom_pipeline.dag_shape` (fresh process)."""
+    """The DAG as Airflow parses it, described by `ecom_app.local_airflow.dag_shape`
+    (a fresh process)."""
     settings = Settings.from_env({k: v for k, v in os.environ.items()
                                   if not k.startswith("ECOM_")})
     ensure_manifest(settings)
     env = airflow_env(settings)
-    env.update(AIRFLOW_HOME=str(tmp_path_factory.mktemp("airflow-parse")),
-               PYTHONPATH=os.pathsep.join([str(DAGS), str(REPO_ROOT)]))
-    proc = subprocess.run([sys.executable, "-m", "ecom_pipeline.dag_shape"], env=env,
+    env["AIRFLOW_HOME"] = str(tmp_path_factory.mktemp("airflow-parse"))
+    proc = subprocess.run([sys.executable, "-m", "ecom_app.local_airflow.dag_shape"], env=env,
                           cwd=REPO_ROOT, text=True, capture_output=True, timeout=300,
                           check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -93,7 +91,7 @@ def _ancestors(task_id: str, upstream: dict[str, set[str]]) -> set[str]:
 def test_dag_parses_without_import_errors(dag_shape: dict[str, Any]) -> None:
     assert dag_shape["import_errors"] == {}
     assert dag_shape["dag_ids"] == [DAG_ID]
-    assert "airflow" in (DAGS / f"{DAG_ID}.py").read_text()  # Airflow's safe-mode heuristic
+    assert "airflow" in (DAGS_FOLDER / f"{DAG_ID}.py").read_text()  # Airflow's safe-mode heuristic
     assert not (REPO_ROOT / "airflow" / "__init__.py").exists()  # never shadow apache-airflow
 
 
@@ -177,7 +175,7 @@ def simulated_day(pipeline_stack: Settings) -> Any:
 
 @pytest.fixture(scope="module")
 def pipeline_run(pipeline_stack: Settings, simulated_day: Any) -> Any:
-    from ecom_pipeline.runner import run_day
+    from ecom_app.local_airflow.runner import run_day
 
     return run_day(pipeline_stack, DAY)
 
@@ -320,7 +318,7 @@ def test_the_run_has_its_report_row(pipeline_stack: Settings, simulated_day: Any
 @pytest.mark.spark
 def test_corrupted_raw_fails_gate_raw_and_stops_the_pipeline(pipeline_stack: Settings,
                                                              tmp_path: Path) -> None:
-    from ecom_pipeline.runner import task_states
+    from ecom_app.local_airflow.runner import task_states
 
     _land_corrupted_events(pipeline_stack, CORRUPT_DAY)
     proc = run_ecom(pipeline_stack, "pipeline", "run", "--date", CORRUPT_DAY.isoformat(),
@@ -382,11 +380,10 @@ def _land_corrupted_events(settings: Settings, day: date, n: int = 25) -> None:
 @pytest.mark.slow
 def test_airflow_up_serves_the_dag_and_down_stops_it(pipeline_stack: Settings) -> None:
     import urllib.request
-    from dataclasses import replace
 
-    from ecom.stack.ports import free_port, pid_alive
+    from ecom.ports import free_port, pid_alive
 
-    settings = replace(pipeline_stack, airflow_port=free_port())
+    settings = pipeline_stack.replace(airflow_port=free_port())
     up_run = run_ecom(settings, "airflow", "up", timeout=600)
     try:
         url = f"http://127.0.0.1:{settings.airflow_port}"

@@ -21,8 +21,7 @@ import pytest
 
 from ecom.config import REPO_ROOT, Settings
 from ecom.stack import postgres
-from tests.conftest import run_ecom
-from tests.dbt_support import (
+from ecom_app.seed import (
     dbt_target_dir,
     event_json,
     land_events,
@@ -32,6 +31,7 @@ from tests.dbt_support import (
     run_results,
     table_snapshot,
 )
+from tests.conftest import run_ecom
 
 pytestmark = pytest.mark.integration
 

@@ -22,9 +22,9 @@ import pytest
 
 from ecom.config import Settings
 from ecom.events import EXPECTED_REASON, BadClass
+from ecom_app.seed import run_dbt, run_results
 from simulator.manifest import Manifest, load_manifest
 from tests.conftest import private_stack, run_ecom
-from tests.dbt_support import run_dbt, run_results
 from tests.reconciliation import (
     Expected,
     assert_marts_exact,

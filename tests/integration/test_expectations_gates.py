@@ -24,10 +24,10 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from typer.testing import CliRunner
 
 from ecom.config import REPO_ROOT, Settings
+from ecom_app.seed import land_events, query, read_jsonl, run_dbt
 from expectations.cli import app as quality_app
 from expectations.store import previous_volumes
 from tests.conftest import run_ecom
-from tests.dbt_support import land_events, query, read_jsonl, run_dbt
 
 pytestmark = pytest.mark.integration
 

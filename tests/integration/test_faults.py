@@ -38,9 +38,9 @@ from ecom.config import REPO_ROOT, Settings
 from ecom.kafka_admin import ensure_topics
 from ecom.stack import broker, postgres
 from ecom.stack.manager import up
+from ecom_app.seed import query, run_dbt
 from simulator.manifest import Manifest, load_manifest
 from tests.conftest import ECOM, _private_settings, run_ecom
-from tests.dbt_support import query, run_dbt
 from tests.reconciliation import (
     CLASS_OF_REASON,
     Expected,

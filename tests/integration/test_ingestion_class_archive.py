@@ -13,21 +13,21 @@ from pathlib import Path
 import pytest
 
 from ecom.config import REPO_ROOT, Settings
-from ingestion import class_archive
+from ecom_app.class_archive import build
+from ingestion import jvm_archive
 
 # a fresh JVM per case: the test process may already hold a SparkContext. Settings()
 # reads no environment, so the caller's ECOM_* variables cannot leak in
 SESSION = textwrap.dedent("""
     import json, sys
-    from dataclasses import replace
     from pathlib import Path
     from ecom.config import Settings
-    from ingestion import class_archive
+    from ingestion import jvm_archive
     from ingestion.spark import build_session
 
-    class_archive.CACHE_DIR = Path(sys.argv[1])
+    jvm_archive.CACHE_DIR = Path(sys.argv[1])
     data = Path(sys.argv[2])
-    settings = replace(Settings(), data_dir=data, spark_java_options=(
+    settings = Settings().replace(data_dir=data, spark_java_options=(
         "-XX:TieredStopAtLevel=1 -Xlog:class+load=info:file=" + str(data / "classes.log")))
     spark = build_session(settings, "class-archive-test")
     print(json.dumps({"rows": spark.range(5).count()}))
@@ -38,8 +38,8 @@ SESSION = textwrap.dedent("""
 @pytest.fixture(scope="module")
 def archive() -> Path:
     """The archive `make setup` recorded (recorded here if it has not been)."""
-    path = class_archive.archive_path()
-    return path if path.is_file() else class_archive.build(Settings.from_env())
+    path = jvm_archive.archive_path()
+    return path if path.is_file() else build(Settings.from_env())
 
 
 def _session(cache: Path, data: Path) -> dict:

@@ -14,7 +14,6 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,9 +27,10 @@ from ecom.errors import UserError
 from ecom.events import REQUIRED_FIELDS
 from ecom.kafka_admin import admin_client
 from ingestion.batch import replay
+from ingestion.checkpoint import stream_paths
 from ingestion.kafka_client import make_client
 from ingestion.sink import OffsetsReusedError
-from ingestion.stream import run_stream, stream_paths
+from ingestion.stream import run_stream
 from simulator.manifest import Manifest, load_manifest
 from tests.conftest import ECOM, run_ecom
 
@@ -70,7 +70,7 @@ def _delete_topic(settings: Settings, name: str) -> None:
 def private_settings(stack: Settings, data_dir: Path) -> Settings:
     """Own topics and checkpoints on the shared stack (passwords stay those of the stack)."""
     tag = uuid.uuid4().hex[:8]
-    settings = replace(stack, data_dir=data_dir, topic_events=f"ing-events-{tag}",
+    settings = stack.replace(data_dir=data_dir, topic_events=f"ing-events-{tag}",
                        topic_processed=f"ing-processed-{tag}", trigger_seconds=0.5)
     _create_topics(settings, settings.topic_events, settings.topic_processed)
     return settings
@@ -177,7 +177,7 @@ def consume_values(settings: Settings, topic: str) -> list[bytes]:
 def spark(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from ingestion.spark import build_session
 
-    session = build_session(replace(stack, data_dir=tmp_path_factory.mktemp("spark")),
+    session = build_session(stack.replace(data_dir=tmp_path_factory.mktemp("spark")),
                             "ecom-ingest-tests")
     yield session
     session.stop()

@@ -6,7 +6,6 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -136,9 +135,9 @@ def test_missing_topic_is_a_clear_error_and_is_not_auto_created(stack: Settings,
 
 
 def test_unreachable_broker_is_a_clear_error(stack: Settings) -> None:
-    from ecom.stack.ports import free_port
+    from ecom.ports import free_port
 
-    nowhere = replace(stack, kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")
+    nowhere = stack.replace(kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")
     proc = run_ecom(nowhere, "simulate", "live", "--rate", "10", "--duration", "1",
                     "--no-progress", check=False, timeout=120)
     assert proc.returncode == 2
@@ -150,10 +149,10 @@ def test_broker_dying_mid_run_fails_loudly_with_a_truthful_manifest(
         stack: Settings, tmp_path: Path) -> None:
     """A private broker is stopped while a long backfill produces: the run stops, exits 2
     with one clear sentence, and its manifest says failed and counts only acknowledged."""
+    from ecom.ports import free_port
     from ecom.stack import broker
-    from ecom.stack.ports import free_port
 
-    doomed = replace(stack, data_dir=tmp_path / "doomed",
+    doomed = stack.replace(data_dir=tmp_path / "doomed",
                      kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")
     broker.start(doomed)
     try:

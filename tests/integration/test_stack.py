@@ -6,7 +6,6 @@ import json
 import socket
 import subprocess
 import uuid
-from dataclasses import replace
 
 import psycopg2
 import pytest
@@ -16,9 +15,9 @@ from ecom.config import Settings
 from ecom.db import connect
 from ecom.errors import UserError
 from ecom.kafka_admin import admin_client, ensure_topics
+from ecom.ports import free_port, pid_alive
 from ecom.stack import broker, postgres
 from ecom.stack.manager import down, status_of, up
-from ecom.stack.ports import free_port, pid_alive
 from tests.conftest import _private_settings, run_ecom
 
 pytestmark = pytest.mark.integration
@@ -164,10 +163,10 @@ def test_up_down_lifecycle_leaves_nothing_running(tmp_path_factory: pytest.TempP
 
 
 def test_wrong_password_is_one_clear_sentence(stack: Settings) -> None:
-    bad = replace(stack, pg_loader_password="definitely-wrong")
+    bad = stack.replace(pg_loader_password="definitely-wrong")
     with pytest.raises(UserError, match=r"refused the loader login.*ECOM_PG_LOADER_PASSWORD"):
         connect(bad, "loader")
-    unreachable = replace(stack, pg_port=free_port())
+    unreachable = stack.replace(pg_port=free_port())
     with pytest.raises(UserError, match=r"Cannot reach PostgreSQL.*ecom stack up"):
         connect(unreachable)
 
@@ -187,8 +186,8 @@ def test_port_taken_is_one_clear_sentence(tmp_path_factory: pytest.TempPathFacto
 
 
 def test_missing_binary_is_one_clear_sentence(tmp_path_factory: pytest.TempPathFactory) -> None:
-    settings = replace(_private_settings(tmp_path_factory.mktemp("nobin")),
-                       pg_bin_dir="/nonexistent/bin")
+    settings = _private_settings(tmp_path_factory.mktemp("nobin")).replace(
+        pg_bin_dir="/nonexistent/bin")
     result = subprocess.run(
         [*__import__("tests.conftest", fromlist=["ECOM"]).ECOM, "stack", "up"],
         env=settings.subprocess_env(), capture_output=True, text=True, check=False)

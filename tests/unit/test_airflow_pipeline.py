@@ -1,22 +1,16 @@
-"""Pure logic of the pipeline DAG's helpers (airflow/dags/ecom_pipeline), no Airflow import."""
+"""Pure logic of the pipeline DAG's helpers (`ecom_pipeline`, in airflow/dags) and of the
+local Airflow tooling (`ecom_app.local_airflow`), no Airflow import."""
 
 from __future__ import annotations
 
 import os
-import sys
 import time
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
-
-from ecom.config import REPO_ROOT
-from ecom.errors import UserError
-
-sys.path.append(str(REPO_ROOT / "airflow" / "dags"))
-
-from ecom_pipeline import alerts, cli, days, manifest, publish, runner
+from ecom_pipeline import alerts, days, publish
 from ecom_pipeline.dbt_results import rows_from_run_results
 from ecom_pipeline.execution_log import (
     MAX_ERROR_CHARS,
@@ -24,6 +18,9 @@ from ecom_pipeline.execution_log import (
     TaskAttempt,
     clip_error,
 )
+
+from ecom.errors import UserError
+from ecom_app.local_airflow import cli, manifest, runner
 
 ATTEMPT = TaskAttempt("ecommerce_analytics_pipeline", "manual__x", "gate_raw", 1,
                       date(2024, 3, 5))

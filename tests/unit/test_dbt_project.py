@@ -133,3 +133,23 @@ def test_unit_tests_cover_sessionisation_conversion_and_top_products(
     assert names["test_daily_aggregations_conversion_rate_and_order_value"] == \
         "daily_aggregations"
     assert names["test_daily_aggregations_top_products"] == "daily_aggregations"
+
+
+def test_the_marts_are_public_and_the_building_blocks_are_not(
+        manifest: dict[str, Any]) -> None:
+    models = _models(manifest)
+    assert {name for name, node in models.items() if node["access"] == "public"} == MARTS
+    exposed = {dep.split(".")[-1] for exposure in manifest["exposures"].values()
+               for dep in exposure["depends_on"]["nodes"]}
+    assert exposed <= MARTS, "exposures read public marts only"
+
+
+def test_every_macro_of_the_project_is_documented(manifest: dict[str, Any]) -> None:
+    own = {m["name"]: m for m in manifest["macros"].values()
+           if m["package_name"] == "ecom_warehouse"}
+    assert own, "the project defines macros"
+    undocumented = sorted(name for name, m in own.items() if not m["description"].strip())
+    assert not undocumented, f"describe these in a _<dir>__macros.yml: {undocumented}"
+    for folder in {Path(m["original_file_path"]).parent for m in own.values()}:
+        ymls = list((PROJECT / folder).glob("_*__macros.yml"))
+        assert len(ymls) == 1, f"{folder}: one _<dir>__macros.yml"

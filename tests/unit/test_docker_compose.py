@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Iterator, Mapping
-from dataclasses import fields
 from importlib.metadata import version
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -23,8 +22,8 @@ import yaml
 from typer.main import get_command
 
 import ecom.config
-from ecom.cli import app
 from ecom.config import REPO_ROOT, Settings
+from ecom_app.cli import app
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 REPO_MOUNT = "/opt/ecom"
@@ -221,7 +220,7 @@ def test_start_order_uses_health_and_completion_conditions(services: dict[str, A
 
 # ---- ECOM_* names and the shared env ----------------------------------------------------------
 def test_every_ecom_variable_is_a_settings_field(text: str) -> None:
-    names = {f.name for f in fields(Settings)} - {"extra"}
+    names = set(Settings.model_fields)
     used = set(re.findall(r"\bECOM_[A-Z0-9_]+\b", text))
     assert used, "the compose file uses the project's ECOM_* settings"
     unknown = {v for v in used if settings_field(v) not in names}
@@ -245,7 +244,7 @@ def test_shared_env_anchor_points_every_container_at_the_compose_services(
     assert s.spark_master == "spark://spark-master:7077"
     assert s.kafka_source == "native"
     for role in ("admin", "loader", "transformer", "reader"):
-        assert getattr(s, f"pg_{role}_password") == FAKE_DOTENV[f"ECOM_PG_{role.upper()}_PASSWORD"]
+        assert s.password(role) == FAKE_DOTENV[f"ECOM_PG_{role.upper()}_PASSWORD"]
     master = services["spark-master"]["command"]
     assert s.spark_master == f"spark://{master[master.index('--host') + 1]}:" \
                              f"{master[master.index('--port') + 1]}"

@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from ecom.config import Settings
-from ingestion import class_archive
+from ecom_app.class_archive import remove_abandoned
+from ingestion import jvm_archive
 from ingestion.spark import java_options
 
 
 @pytest.fixture()
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(class_archive, "CACHE_DIR", tmp_path)
+    monkeypatch.setattr(jvm_archive, "CACHE_DIR", tmp_path)
     return tmp_path
 
 
 def _settings(tmp_path: Path, **changes: object) -> Settings:
-    return replace(Settings(), data_dir=tmp_path / "data", **changes)  # type: ignore[arg-type]
+    return Settings().replace(data_dir=tmp_path / "data", **changes)  # type: ignore[arg-type]
 
 
 def test_without_an_archive_the_jvm_starts_plain_with_the_configured_options(
@@ -33,7 +33,7 @@ def test_without_an_archive_the_jvm_starts_plain_with_the_configured_options(
 
 
 def test_a_recorded_archive_is_mapped(cache: Path) -> None:
-    path = class_archive.archive_path()
+    path = jvm_archive.archive_path()
     path.write_bytes(b"archive")
     options, archive = java_options(_settings(cache))
     assert archive == path
@@ -45,18 +45,18 @@ def test_a_recorded_archive_is_mapped(cache: Path) -> None:
                                      {"kafka_source": "native"}])
 def test_the_archive_is_not_used_when_off_or_with_another_class_path(
         cache: Path, changes: dict) -> None:
-    class_archive.archive_path().write_bytes(b"archive")
+    jvm_archive.archive_path().write_bytes(b"archive")
     options, archive = java_options(_settings(cache, **changes))
     assert archive is None and "SharedArchiveFile" not in options
 
 
 def test_an_empty_archive_is_never_mapped(cache: Path) -> None:
-    class_archive.archive_path().write_bytes(b"")
+    jvm_archive.archive_path().write_bytes(b"")
     assert java_options(_settings(cache))[1] is None
 
 
 def test_recording_writes_to_the_given_file_and_maps_nothing(cache: Path) -> None:
-    class_archive.archive_path().write_bytes(b"archive")
+    jvm_archive.archive_path().write_bytes(b"archive")
     target = cache / "new.partial"
     options, archive = java_options(_settings(cache), record_to=target)
     assert archive is None
@@ -70,15 +70,15 @@ def test_empty_java_options_leave_the_jit_default(cache: Path) -> None:
 
 
 def test_the_key_names_the_archive_and_is_stable(cache: Path) -> None:
-    key = class_archive.archive_key()
-    assert len(key) == 16 and key == class_archive.archive_key()
-    assert class_archive.archive_path().name == f"spark-{key}.jsa"
+    key = jvm_archive.archive_key()
+    assert len(key) == 16 and key == jvm_archive.archive_key()
+    assert jvm_archive.archive_path().name == f"spark-{key}.jsa"
 
 
 def test_set_aside_moves_the_archive_out_of_the_way(cache: Path) -> None:
-    path = class_archive.archive_path()
+    path = jvm_archive.archive_path()
     path.write_bytes(b"archive")
-    bad = class_archive.set_aside(path)
+    bad = jvm_archive.set_aside(path)
     assert not path.exists() and bad.read_bytes() == b"archive"
 
 
@@ -87,5 +87,5 @@ def test_partial_archives_of_dead_recordings_are_removed(cache: Path) -> None:
     dead = cache / "spark-k.jsa.999999999.partial"
     for path in (mine, dead):
         path.write_bytes(b"partial")
-    class_archive._remove_abandoned(cache)
+    remove_abandoned(cache)
     assert mine.exists() and not dead.exists()

@@ -9,16 +9,9 @@ import pyarrow as pa
 import pytest
 
 from ecom.events import RejectReason
-from ingestion.sink import (
-    RAW_COLUMNS,
-    REJECTED_COLUMNS,
-    CopyFeeder,
-    KafkaRecords,
-    arrow_chunks,
-    raw_copy_text,
-    rejected_copy_text,
-    split_records,
-)
+from ingestion.copy_feed import CopyFeeder
+from ingestion.copy_text import RAW_COLUMNS, REJECTED_COLUMNS, raw_copy_text, rejected_copy_text
+from ingestion.records import KafkaRecords, arrow_chunks, split_records
 
 NOW_MS = 1_795_000_000_000
 TS = "2026-11-18T10:00:00.000Z"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,15 +11,11 @@ import pytest
 from ecom.config import Settings
 from ecom.errors import UserError
 from ingestion.batch import parse_bound, plan_chunks
+from ingestion.checkpoint import committed_offsets, planned_offsets
 from ingestion.native import NATIVE_COLUMNS, connector_package, kafka_options
 from ingestion.progress import batch_line, lag, parse_offsets, progress_offsets
 from ingestion.sink import BatchResult
-from ingestion.stream import (
-    committed_offsets,
-    connection_lost,
-    explain_failure,
-    planned_offsets,
-)
+from ingestion.stream import connection_lost, explain_failure
 from ingestion.windows import category_key, window_start
 
 
@@ -117,7 +112,7 @@ def test_replay_bounds_and_chunks() -> None:
 
 
 def test_native_source_options_mirror_the_python_source() -> None:
-    settings = replace(Settings(), kafka_bootstrap_servers="b:9092", max_rows_per_batch=5000)
+    settings = Settings().replace(kafka_bootstrap_servers="b:9092", max_rows_per_batch=5000)
     opts = kafka_options(settings, "events")
     assert opts["kafka.bootstrap.servers"] == "b:9092"
     assert opts["subscribe"] == "events"

@@ -25,7 +25,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 def test_cli_backfill_to_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ecom.cli import app
+    from ecom_app.cli import app
 
     monkeypatch.setenv("ECOM_DATA_DIR", str(tmp_path / "data"))
     out = tmp_path / "events.jsonl"
@@ -49,7 +49,7 @@ def test_cli_backfill_to_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 def test_live_run_stops_cleanly_and_keeps_its_manifest(tmp_path: Path, sig: int) -> None:
     out, manifest_path = tmp_path / "live.jsonl", tmp_path / "live.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ecom.cli", "simulate", "live", "--rate", "400", "--seed", "3",
+        [sys.executable, "-m", "ecom_app.cli", "simulate", "live", "--rate", "400", "--seed", "3",
          "--bad-rate", "0.05", "--output", str(out), "--manifest", str(manifest_path),
          "--no-progress"],
         cwd=REPO_ROOT, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -79,9 +79,9 @@ def test_user_errors_are_one_clear_line(tmp_path: Path) -> None:
     ]
     for args, message in cases:
         proc = subprocess.run(
-            [sys.executable, "-m", "ecom.cli", "simulate", *args, "--no-progress",
+            [sys.executable, "-m", "ecom_app.cli", "simulate", *args, "--no-progress",
              "--output", str(tmp_path / "x.jsonl")] if "--output" not in args else
-            [sys.executable, "-m", "ecom.cli", "simulate", *args, "--no-progress"],
+            [sys.executable, "-m", "ecom_app.cli", "simulate", *args, "--no-progress"],
             cwd=REPO_ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
         assert message in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)

@@ -1,12 +1,11 @@
-"""Orchestration helpers for the `ecommerce_analytics_pipeline` DAG and the `ecom airflow` /
-`ecom pipeline` commands.
+"""What the `ecommerce_analytics_pipeline` DAG needs at parse and run time: its steps, the
+Cosmos dbt groups, the callbacks and the execution log (the orchestration layer).
 
-Lives beside the DAG file (Airflow puts the dags folder on `sys.path`), not in a top-level
-package: the repository's `airflow/` folder must not shadow the real `airflow` package.
-Stages (ecom, ingestion, expectations) never import this package; it imports them.
+It lives beside the DAG file, as a package the project installs (`pyproject.toml` maps it
+from `airflow/dags/`), so the DAG and any other code import it with no change to the
+import path; the repository's `airflow/` folder is not a package (it would shadow the real
+`airflow`). It imports the stages (ingestion, expectations) and the shared `ecom` layer;
+only the top layer (`ecom_app`) imports it.
 """
 
-from pathlib import Path
-
 DAG_ID = "ecommerce_analytics_pipeline"
-DAGS_FOLDER = Path(__file__).resolve().parent.parent

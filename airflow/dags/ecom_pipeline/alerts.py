@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ecom.config import Settings
+from ecom.kafka_clients import produce_json
 from ecom_pipeline.execution_log import TaskAttempt, clip_error
-from ecom_pipeline.kafka_out import produce_json
 
 
 def task_failure_alert(attempt: TaskAttempt, error: str | None, *,
@@ -45,4 +45,5 @@ def alert_key(attempt: TaskAttempt) -> str:
 
 
 def publish_alert(settings: Settings, attempt: TaskAttempt, alert: dict[str, Any]) -> None:
-    produce_json(settings, settings.topic_alerts, [(alert_key(attempt), alert)])
+    produce_json(settings, settings.topic_alerts, [(alert_key(attempt), alert)],
+                 client_id="ecom-airflow")

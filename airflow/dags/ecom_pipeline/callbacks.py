@@ -3,7 +3,6 @@
 Every attempt writes its row of `ops.pipeline_execution_logs`; a task that fails for good
 also publishes an alert to `data-quality-alerts`. A callback never changes a task's
 outcome: Airflow logs a callback's exception and carries on, and so do we, loudly.
-Database and Kafka clients are imported when a callback runs, not when the DAG is parsed.
 """
 
 from __future__ import annotations
@@ -11,13 +10,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ecom.config import load_settings
+from ecom_pipeline import alerts, execution_log
 from ecom_pipeline.days import logical_day
-
-if TYPE_CHECKING:
-    from ecom_pipeline.execution_log import TaskAttempt
+from ecom_pipeline.execution_log import TaskAttempt
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +23,6 @@ ROWS_XCOM_KEY = "rows_affected"
 
 
 def attempt_of(context: Mapping[str, Any]) -> TaskAttempt:
-    from ecom_pipeline.execution_log import TaskAttempt
-
     ti = context["ti"]
     return TaskAttempt(ti.dag_id, ti.run_id, ti.task_id, int(ti.try_number or 0),
                        logical_day(context))
@@ -34,8 +30,6 @@ def attempt_of(context: Mapping[str, Any]) -> TaskAttempt:
 
 def on_execute(context: Mapping[str, Any]) -> None:
     """Insert the attempt's `running` row."""
-    from ecom_pipeline import execution_log
-
     started = getattr(context["ti"], "start_date", None) or datetime.now(UTC)
     _safely("start row", execution_log.record_start, load_settings(), attempt_of(context),
             started)
@@ -51,8 +45,6 @@ def on_retry(context: Mapping[str, Any]) -> None:
 
 def on_failure(context: Mapping[str, Any]) -> None:
     """Complete the row as failed, then alert with the error (and failed expectations)."""
-    from ecom_pipeline import alerts
-
     _finish(context, "failed")
     exc = context.get("exception")
     alert = alerts.task_failure_alert(attempt_of(context), error_text(exc),
@@ -81,8 +73,6 @@ def rows_affected(context: Mapping[str, Any]) -> int | None:
 
 
 def _finish(context: Mapping[str, Any], status: str) -> None:
-    from ecom_pipeline import execution_log
-
     ti = context["ti"]
     rows = rows_affected(context) if status == "success" else None
     error = None if status == "success" else error_text(context.get("exception"))

@@ -17,7 +17,7 @@ from psycopg2.extras import RealDictCursor
 
 from ecom.config import Settings
 from ecom.db import connection
-from ecom_pipeline.kafka_out import produce_json
+from ecom.kafka_clients import produce_json
 
 NO_CATEGORY = "(none)"
 
@@ -45,4 +45,4 @@ def publish_day(settings: Settings, day: date, run_id: str) -> int:
     messages = [(message_key(r), {**r, "published_run_id": run_id}) for r in rows]
     if not messages:
         return 0
-    return produce_json(settings, settings.topic_daily, messages)
+    return produce_json(settings, settings.topic_daily, messages, client_id="ecom-airflow")

@@ -6,12 +6,15 @@ or this package's publish/report code, and returns a small dict of figures.
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
 from ecom.config import Settings
+from ecom.db import connection
+from ecom_pipeline.days import day_bounds
 
 
 class GateFailed(AirflowFailException):
@@ -37,11 +40,7 @@ def extract(settings: Settings, day: date) -> dict[str, Any]:
     a day's events may be produced later (backfills, late devices); whatever day they
     belong to, they are in raw afterwards. Returns the replay's counts and the day's rows.
     """
-    import logging
-
-    from ecom.db import connection
-    from ecom_pipeline.days import day_bounds
-    from ingestion.batch import replay
+    from ingestion.batch import replay  # pyspark and pyarrow: at run time, not parse time
     from ingestion.spark import build_session
 
     log = logging.getLogger("ecom_pipeline.extract")
@@ -66,7 +65,7 @@ def extract(settings: Settings, day: date) -> dict[str, Any]:
 def gate(settings: Settings, layer: str, day: date) -> dict[str, Any]:
     """Run the layer's Great Expectations checkpoint for the day (results go to
     ops.data_quality_logs); raise GateFailed naming each failed expectation if it fails."""
-    from expectations.gate import run_gate
+    from expectations.gate import run_gate  # great_expectations: at run time, not parse time
     from expectations.results import alert_payload
 
     # publish=False: the task's failure callback publishes this alert, once, enriched

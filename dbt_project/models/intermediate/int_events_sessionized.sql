@@ -139,7 +139,7 @@ session_events as (
     select {{ event_columns | join(', ') }}
     from neighbour_events
     {%- else -%}
-        select * from events
+    select * from events
     {%- endif %}
 
 ),
@@ -178,7 +178,7 @@ stored_first_sessions as (
         {% if is_incremental() -%}
         stored_sessions.min_session_started_at
         {%- else -%}
-            null::timestamptz
+        null::timestamptz
         {%- endif %} as first_session_started_at
     from scoped_first_sessions
     {% if is_incremental() -%}
@@ -335,7 +335,7 @@ final as (
     union all
     select * from newly_returning
     {%- else -%}
-        select * from sessionized
+    select * from sessionized
     {%- endif %}
 
 )

@@ -20,12 +20,14 @@ with
 events as (
 
     select * from {{ ref('int_events_sessionized') }}
+    {% if is_incremental() -%}
     where
         event_type = 'purchase'
-        {% if is_incremental() -%}
         and {{ date_in('event_date', changes.dates) }}
         and {{ changed_since('sessionized_at', changes.watermark) }}
-        {%- endif %}
+    {%- else -%}
+    where event_type = 'purchase'
+    {%- endif %}
 
 ),
 

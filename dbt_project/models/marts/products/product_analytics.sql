@@ -18,11 +18,13 @@ with
 events as (
 
     select * from {{ ref('int_events_sessionized') }}
+    {% if is_incremental() -%}
     where
         product_id is not null
-        {% if is_incremental() -%}
         and {{ date_in('event_date', changes.dates) }}
-        {%- endif %}
+    {%- else -%}
+    where product_id is not null
+    {%- endif %}
 
 ),
 

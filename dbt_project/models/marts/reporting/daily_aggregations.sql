@@ -218,7 +218,7 @@ final as (
         {% if is_incremental() -%}
         coalesce(existing.created_at, now())
         {%- else -%}
-            now()
+        now()
         {%- endif %} as created_at,
         now() as updated_at
 

@@ -1,6 +1,6 @@
 """`ecom demo` (what `make demo` runs): the whole pipeline on the embedded stack, then a summary.
 
-Like `ecom.cli`, this is a composition root: it drives every stage through the same `ecom`
+Like `ecom_app.cli`, this is a composition root: it drives every stage through the same `ecom`
 commands a user would type (each in a subprocess, so their progress bars show), then reads
 the warehouse to print what happened. Re-running it is safe: every run simulates a new batch
 of events (new seed), ingestion is exactly-once and the DAG runs are idempotent per day.
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import psycopg2
 from rich.console import Console
 from rich.rule import Rule
 from rich.table import Table
@@ -22,6 +23,8 @@ from rich.table import Table
 from ecom.config import REPO_ROOT, Settings
 from ecom.db import connect
 from ecom.errors import UserError
+from ecom.stack.manager import up
+from simulator.manifest import load_manifest
 
 console = Console()
 
@@ -50,7 +53,7 @@ class StepResult:
 
 
 def _ecom(settings: Settings, *args: str) -> list[str]:
-    return [sys.executable, "-m", "ecom.cli", *args]
+    return [sys.executable, "-m", "ecom_app.cli", *args]
 
 
 def _step(settings: Settings, name: str, cmd: list[str], results: list[StepResult],
@@ -70,8 +73,6 @@ def _step(settings: Settings, name: str, cmd: list[str], results: list[StepResul
 
 
 def run_demo(settings: Settings, plan: DemoPlan) -> None:
-    from ecom.stack.manager import up
-
     results: list[StepResult] = []
     console.print(Rule("[bold]embedded stack"))
     started = time.monotonic()
@@ -138,8 +139,6 @@ def broker_restarted_after_ingestion(settings: Settings, notes: list[str]) -> bo
 
 def print_summary(settings: Settings, plan: DemoPlan, manifest_paths: list[Path],
                   results: list[StepResult]) -> None:
-    from simulator.manifest import load_manifest
-
     console.print(Rule("[bold green]summary"))
     manifests = [load_manifest(p) for p in manifest_paths if p.exists()]
     sent_ids: list[str] = []
@@ -194,26 +193,36 @@ def print_summary(settings: Settings, plan: DemoPlan, manifest_paths: list[Path]
         raise UserError("the demo finished with failed steps (see the table above).")
 
 
+#: the dbt analysis the KPI table runs (compiled by `dbt docs generate` or `dbt compile`)
+KPI_ANALYSIS = "headline_kpis"
+
+
+def compiled_analysis(settings: Settings, name: str) -> str:
+    """The compiled SQL of a dbt analysis: `target/compiled/.../analyses/<name>.sql`,
+    compiled now if no earlier command did."""
+    target = settings.dbt_project_dir / "target" / "compiled"
+    found = sorted(target.glob(f"*/analyses/{name}.sql"))
+    if not found:
+        subprocess.run(
+            [str(Path(sys.executable).parent / "dbt"), "compile", "--select", name, "--quiet",
+             "--project-dir", str(settings.dbt_project_dir),
+             "--profiles-dir", str(settings.dbt_project_dir)],
+            env=settings.subprocess_env(), capture_output=True, check=False, timeout=300)
+        found = sorted(target.glob(f"*/analyses/{name}.sql"))
+    if not found:
+        raise UserError(f"dbt could not compile the analysis {name}: run `dbt compile "
+                        f"--select {name}` (after `eval \"$(ecom env --show-secrets)\"`).")
+    return found[0].read_text()
+
+
 def _print_kpis(settings: Settings, plan: DemoPlan) -> None:
-    sql = """
-        with daily as (
-            select date, sum(total_events) as events, sum(total_revenue) as revenue
-            from analytics.daily_aggregations group by date),
-        sessions as (
-            select session_date as date, count(*) as sessions,
-                   count(*) filter (where is_converted) as orders,
-                   sum(revenue) as order_revenue
-            from analytics.user_sessions group by session_date)
-        select daily.date, daily.events, sessions.sessions, sessions.orders, daily.revenue,
-               round(sessions.orders::numeric / nullif(sessions.sessions, 0), 4),
-               round(sessions.order_revenue / nullif(sessions.orders, 0), 2)
-        from daily left join sessions on daily.date = sessions.date
-        where daily.date between %s and %s order by daily.date"""
     try:
+        kpis_sql = compiled_analysis(settings, KPI_ANALYSIS)
         with connect(settings, "reader") as conn, conn.cursor() as cur:
-            cur.execute(sql, (plan.dates[0], plan.dates[-1]))
+            cur.execute(f"select * from (\n{kpis_sql}\n) as kpis where date between %s and %s "
+                        "order by date", (plan.dates[0], plan.dates[-1]))
             rows = cur.fetchall()
-    except Exception as exc:  # the marts may not exist if the DAG failed
+    except (UserError, psycopg2.Error) as exc:  # the marts may not exist if the DAG failed
         console.print(f"[yellow]KPIs unavailable: {str(exc).splitlines()[0]}")
         return
     kpis = Table(title="headline KPIs per day (analytics.daily_aggregations + user_sessions)")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ecom.config import Settings
 from ecom.errors import UserError
-from ecom_pipeline import DAGS_FOLDER
+from ecom_app.local_airflow import DAGS_FOLDER
 
 AIRFLOW_BIN = Path(sys.executable).with_name("airflow")
 

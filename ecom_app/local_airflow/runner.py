@@ -12,12 +12,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from ecom.config import Settings
-from ecom.errors import UserError
 from ecom_pipeline import DAG_ID
-from ecom_pipeline.airflow_home import AIRFLOW_BIN, airflow_env, home_dir, prepare, run_airflow
 from ecom_pipeline.execution_log import ExecutionLogRow, rows_for_run
-from ecom_pipeline.manifest import ensure_manifest
+
+from ecom.config import Settings
+from ecom.db import connect
+from ecom.errors import UserError
+from ecom.kafka_admin import wait_for_broker
+from ecom_app.local_airflow.airflow_home import (
+    AIRFLOW_BIN,
+    airflow_env,
+    home_dir,
+    prepare,
+    run_airflow,
+)
+from ecom_app.local_airflow.manifest import ensure_manifest
 
 START_RE = re.compile(r"\[DAG TEST\] starting task_id=(\S+)")
 END_RE = re.compile(r"\[DAG TEST\] end task task_id=(\S+)")
@@ -144,9 +153,6 @@ def task_states(settings: Settings, run_id: str) -> list[dict[str, str]]:
 def preflight(settings: Settings) -> None:
     """Fail fast, in one sentence, when the warehouse or the broker is not there (rather
     than after a task's retries)."""
-    from ecom.db import connect
-    from ecom.kafka_admin import wait_for_broker
-
     connect(settings, "loader").close()
     wait_for_broker(settings, timeout_s=10)
 

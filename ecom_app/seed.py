@@ -1,7 +1,8 @@
-"""Helpers for the dbt tests and `bench/dbt_build.py`: land simulator output, run real dbt.
+"""A seeded warehouse without Kafka and Spark: land simulator output in raw, run real dbt.
 
-Landing runs ingestion's own validator (`ingestion.validation.validate`), so the rows are
-what the streaming job would write, without Kafka and Spark in the loop.
+For the dbt and quality tests, the benchmarks and the dashboards' screenshots. Landing runs
+ingestion's own validator (`ingestion.validation.validate`), so the rows are what the
+streaming job would write, without Kafka and Spark in the loop.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -19,7 +21,7 @@ from ecom.config import REPO_ROOT, Settings
 from ecom.db import connect
 from ingestion.validation import Reject, ValidEvent, validate
 
-DBT = REPO_ROOT / ".venv" / "bin" / "dbt"
+DBT = Path(sys.executable).with_name("dbt")
 PROJECT_DIR = REPO_ROOT / "dbt_project"
 #: What `ingested_at` is set to when landing with `arrival_lag`: the arrival clock (the
 #: newest event timestamp delivered so far) plus this lag, as if streamed live.

@@ -1,4 +1,8 @@
-"""`ecom`: the one command-line entry point. Each stage contributes a sub-command group."""
+"""`ecom`: the one command-line entry point, at the top of the layers (the composition root).
+
+Each stage contributes its sub-command group (`simulate`, `ingest`, `quality`); this module
+adds the commands that span stages: the stack, the demo, local Airflow and the pipeline.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,11 @@ from rich.table import Table
 
 from ecom.config import Settings, load_settings
 from ecom.errors import UserError
+from ecom.kafka_admin import ensure_topics
+from ecom.stack.manager import StackStatus, down, status_of, up
+from ecom.warehouse.migrate import migrate
+from ecom_app.demo import DemoPlan, run_demo
+from ecom_app.local_airflow.cli import airflow_app, pipeline_app
 from expectations.cli import app as quality_app
 from ingestion.cli import app as ingest_app
 from simulator.cli import app as simulate_app
@@ -32,23 +41,8 @@ app.add_typer(warehouse_app, name="warehouse")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(quality_app, name="quality")
-
-
-def _dags_module(name: str) -> object:
-    """Import a module kept beside the DAGs: `airflow/` is not a package (it would shadow
-    apache-airflow), so its dags folder goes on sys.path, as Airflow itself does."""
-    import importlib
-
-    from ecom.config import REPO_ROOT
-
-    if str(REPO_ROOT / "airflow" / "dags") not in sys.path:
-        sys.path.append(str(REPO_ROOT / "airflow" / "dags"))
-    return importlib.import_module(name)
-
-
-_orchestration = _dags_module("ecom_pipeline.cli")  # imports airflow only inside commands
-app.add_typer(_orchestration.airflow_app, name="airflow")  # type: ignore[attr-defined]
-app.add_typer(_orchestration.pipeline_app, name="pipeline")  # type: ignore[attr-defined]
+app.add_typer(airflow_app, name="airflow")
+app.add_typer(pipeline_app, name="pipeline")
 
 _state: dict[str, bool] = {"verbose": False}
 
@@ -65,24 +59,22 @@ def settings() -> Settings:
     return load_settings()
 
 
-def print_stack_status(status: object) -> None:
+def print_stack_status(status: StackStatus) -> None:
     table = Table(title="ecom stack", show_header=True)
     table.add_column("component")
     table.add_column("state")
-    table.add_row("postgresql", status.postgres)  # type: ignore[attr-defined]
-    table.add_row("kafka", status.kafka)  # type: ignore[attr-defined]
-    for name, partitions in status.topics.items():  # type: ignore[attr-defined]
+    table.add_row("postgresql", status.postgres)
+    table.add_row("kafka", status.kafka)
+    for name, partitions in status.topics.items():
         table.add_row(f"  topic {name}", f"{partitions} partition(s)")
     console.print(table)
-    for note in getattr(status, "notes", []):
+    for note in status.notes:
         console.print(f"  - {note}")
 
 
 @stack_app.command("up")
 def stack_up() -> None:
     """Start PostgreSQL and the broker (if embedded), apply migrations, create topics."""
-    from ecom.stack.manager import up
-
     _, status = up(settings())
     print_stack_status(status)
 
@@ -90,8 +82,6 @@ def stack_up() -> None:
 @stack_app.command("down")
 def stack_down() -> None:
     """Stop the services that `ecom stack up` started."""
-    from ecom.stack.manager import down
-
     stopped = down(settings())
     console.print(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
 
@@ -99,16 +89,12 @@ def stack_down() -> None:
 @stack_app.command("status")
 def stack_status() -> None:
     """Show both services and the topics with their partition counts."""
-    from ecom.stack.manager import status_of
-
     print_stack_status(status_of(settings()))
 
 
 @kafka_app.command("init")
 def kafka_init() -> None:
     """Create the project's topics (idempotent)."""
-    from ecom.kafka_admin import ensure_topics
-
     for topic in ensure_topics(settings()):
         state = "created" if topic.created else "present"
         console.print(f"{topic.name}: {topic.partitions} partition(s), {state}")
@@ -117,8 +103,6 @@ def kafka_init() -> None:
 @warehouse_app.command("migrate")
 def warehouse_migrate() -> None:
     """Apply pending landing-schema migrations and set role passwords (idempotent)."""
-    from ecom.warehouse.migrate import migrate
-
     applied = migrate(settings())
     console.print(f"applied: {', '.join(applied) if applied else 'nothing pending'}")
 
@@ -135,18 +119,40 @@ def demo(
                              help="Run the Airflow DAG per day (else a plain `dbt build`)."),
 ) -> None:
     """The whole pipeline on the embedded stack: simulate, ingest, DAG per day, docs, summary."""
-    from ecom.demo import DemoPlan, run_demo
-
     run_demo(settings(), DemoPlan(days=days, events_per_day=events_per_day, bad_rate=bad_rate,
                                   late_rate=late_rate, live_rate=live_rate,
                                   live_seconds=live_seconds, run_dag=dag))
 
 
 @app.command("env")
-def env() -> None:
-    """Print `export` lines for the current settings: `eval "$(ecom env)"` before running dbt."""
-    for key, value in sorted(settings().as_env().items()):
+def env(
+    show_secrets: bool = typer.Option(
+        False, "--show-secrets",
+        help="Also print the passwords (for `eval \"$(ecom env --show-secrets)\"`)."),
+) -> None:
+    """Print `export` lines for the current settings (passwords only with --show-secrets).
+
+    `eval "$(ecom env --show-secrets)"` before running dbt or psql from a terminal: eval
+    keeps the passwords off the screen."""
+    current = settings()
+    for key, value in sorted(current.as_env(secrets=show_secrets).items()):
         print(f"export {key}={_shell_quote(value)}")
+    if not show_secrets:
+        print(f"# not shown: {', '.join(current.secret_names())} (ecom env --show-secrets)")
+
+
+@ingest_app.command("class-archive")
+def class_archive_command(
+    force: bool = typer.Option(False, "--force", help="Record it again."),
+) -> None:
+    """Record the JVM class archive Spark sessions start from (make setup runs this).
+
+    One small run of the pipeline on a private embedded stack, ~30 s, once per JDK and Spark.
+    Later sessions start ~1.6 s faster and their first micro-batch ~1 s sooner."""
+    from ecom_app.class_archive import build  # imports Spark's driver side
+
+    build(settings(), force=force, log=lambda line: console.print(
+        line, soft_wrap=True, highlight=False, markup=False))
 
 
 def _shell_quote(value: str) -> str:

@@ -1,6 +1,6 @@
 """Parse the dags folder as Airflow's DAG processor does and describe the pipeline DAG.
 
-`python -m ecom_pipeline.dag_shape` (with the dags folder on PYTHONPATH and the Airflow
+`python -m ecom_app.local_airflow.dag_shape` (with the Airflow
 environment of `airflow_home.airflow_env`) prints JSON: parse time, import errors, and
 every task with its upstream tasks. The DAG import test and `bench/dag_parse.py` use it,
 in a fresh process, so that nothing is imported or cached beforehand.
@@ -12,7 +12,9 @@ import json
 import time
 from typing import Any
 
-from ecom_pipeline import DAG_ID, DAGS_FOLDER
+from ecom_pipeline import DAG_ID
+
+from ecom_app.local_airflow import DAGS_FOLDER
 
 
 def describe(repeat: int = 3) -> dict[str, Any]:

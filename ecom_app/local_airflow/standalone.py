@@ -17,11 +17,12 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from ecom_pipeline import DAG_ID
+
 from ecom.config import Settings
 from ecom.errors import UserError
-from ecom.stack.ports import free_port, pid_alive, port_is_free, read_pid
-from ecom_pipeline import DAG_ID
-from ecom_pipeline.airflow_home import (
+from ecom.ports import free_port, pid_alive, port_is_free, read_pid
+from ecom_app.local_airflow.airflow_home import (
     AIRFLOW_BIN,
     airflow_env,
     home_dir,
@@ -29,7 +30,7 @@ from ecom_pipeline.airflow_home import (
     prepare,
     run_airflow,
 )
-from ecom_pipeline.manifest import ensure_manifest
+from ecom_app.local_airflow.manifest import ensure_manifest
 
 
 @dataclass(frozen=True)

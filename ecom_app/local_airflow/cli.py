@@ -1,14 +1,13 @@
 """`ecom airflow up|down|status` and `ecom pipeline run`.
 
-`ecom/cli.py` loads this module from the dags folder (the repository's `airflow/` is not a
-package). Importing it stays cheap: Airflow and Cosmos are imported inside the commands.
+Importing it stays cheap: Airflow runs in subprocesses (`airflow standalone`,
+`airflow dags test`), never in this process.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import date, timedelta
-from typing import TYPE_CHECKING
+from datetime import UTC, date, datetime, timedelta
 
 import typer
 from rich.console import Console
@@ -16,9 +15,9 @@ from rich.table import Table
 
 from ecom.config import load_settings
 from ecom.errors import UserError
-
-if TYPE_CHECKING:
-    from ecom_pipeline.runner import PipelineRun
+from ecom_app.local_airflow import standalone
+from ecom_app.local_airflow.airflow_home import password_file
+from ecom_app.local_airflow.runner import PipelineRun, run_day, summarise
 
 console = Console()
 
@@ -31,8 +30,6 @@ pipeline_app = typer.Typer(help="Run the daily pipeline DAG (ecommerce_analytics
 @airflow_app.command("up")
 def airflow_up() -> None:
     """Start Airflow standalone in the background (UI, scheduler, DAG processor)."""
-    from ecom_pipeline import standalone
-    from ecom_pipeline.airflow_home import password_file
 
     settings = load_settings()
     console.print(f"starting Airflow standalone on port {settings.airflow_port} ...")
@@ -50,7 +47,6 @@ def airflow_up() -> None:
 @airflow_app.command("down")
 def airflow_down() -> None:
     """Stop the Airflow standalone started by `ecom airflow up`."""
-    from ecom_pipeline import standalone
 
     stopped = standalone.down(load_settings())
     console.print("stopped Airflow" if stopped else "Airflow was not running")
@@ -59,7 +55,6 @@ def airflow_down() -> None:
 @airflow_app.command("status")
 def airflow_status() -> None:
     """Show whether Airflow standalone runs, its URL and login."""
-    from ecom_pipeline import standalone
 
     state = standalone.status(load_settings())
     console.print(f"Airflow: {f'running (pid {state.pid})' if state.running else 'stopped'}")
@@ -110,9 +105,6 @@ def pipeline_run(
     """Run the DAG once per logical day with `airflow dags test`; print each task's result.
 
     Each run catches up raw from Kafka, gates and transforms, and publishes that day."""
-    from datetime import UTC, datetime
-
-    from ecom_pipeline.runner import run_day
 
     settings = load_settings()
     days = chosen_days(day, to, last, datetime.now(UTC).date())
@@ -144,7 +136,6 @@ def pipeline_run(
 
 
 def print_run(run: PipelineRun) -> None:
-    from ecom_pipeline.runner import summarise
 
     table = Table(title=f"run {run.run_id}: {run.state} in {run.elapsed_s:.0f} s")
     table.add_column("task", overflow="fold", ratio=3)

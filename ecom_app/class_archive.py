@@ -18,7 +18,6 @@ sets it aside and starts without it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -26,65 +25,24 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from ecom.config import REPO_ROOT, Settings, isolated_settings
 from ecom.errors import UserError
-
-CACHE_DIR = REPO_ROOT / ".cache" / "jvm"
-#: JVM log tags of class data sharing: a stale archive is skipped silently
-QUIET = ["-Xlog:cds=off", "-Xlog:cds+dynamic=off"]
-
-
-def archive_key() -> str:
-    """Hash of what an archive is only valid for: the java binary, pyspark and its jars."""
-    import pyspark
-
-    java = shutil.which("java")
-    java_id = ""
-    if java:
-        real = Path(java).resolve()
-        java_id = f"{real}:{real.stat().st_mtime_ns}"
-    jars = sorted(p.name for p in (Path(pyspark.__file__).parent / "jars").glob("*.jar"))
-    digest = hashlib.sha256("\n".join([java_id, version("pyspark"), *jars]).encode())
-    return digest.hexdigest()[:16]
-
-
-def archive_path(cache_dir: Path | None = None) -> Path:
-    return (cache_dir or CACHE_DIR) / f"spark-{archive_key()}.jsa"
-
-
-def usable(settings: Settings, cache_dir: Path | None = None) -> Path | None:
-    """The archive a session of `settings` should start with, if any."""
-    if not settings.spark_class_archive or settings.kafka_source != "python":
-        return None
-    path = archive_path(cache_dir)
-    return path if path.is_file() and path.stat().st_size > 0 else None
-
-
-def use_options(path: Path) -> list[str]:
-    return ["-Xshare:auto", f"-XX:SharedArchiveFile={path}", *QUIET]
-
-
-def record_options(path: Path) -> list[str]:
-    return [f"-XX:ArchiveClassesAtExit={path}", *QUIET]
-
-
-def set_aside(path: Path) -> Path:
-    """Rename an archive the JVM would not start with, so the next session does not try it."""
-    bad = path.with_name(path.name + ".bad")
-    os.replace(path, bad)
-    return bad
+from ecom.ports import free_port
+from ecom.stack.manager import down, up
+from ingestion.batch import replay
+from ingestion.jvm_archive import archive_path
+from ingestion.spark import build_session
+from ingestion.stream import run_stream
 
 
 def _quiet(_line: str) -> None:
     """A log that drops the recording run's progress lines."""
 
 
-def _remove_abandoned(cache_dir: Path) -> None:
+def remove_abandoned(cache_dir: Path) -> None:
     """Partial archives of recordings whose process is gone (a JVM still writing one after
     its Python process failed would be the only other owner: it belongs to a dead pid too)."""
     for partial in cache_dir.glob("*.partial"):
@@ -115,28 +73,22 @@ def stop_jvm(spark: Any, timeout_s: float = 300.0) -> int | None:
 def build(base: Settings, *, force: bool = False, events: int = 5_000,
           log: Callable[[str], None] = print) -> Path:
     """Record the archive (see the module docstring); a no-op when it already exists."""
-    from ecom.stack.manager import down, up
-    from ecom.stack.ports import free_port
-    from ingestion.batch import replay
-    from ingestion.spark import build_session
-    from ingestion.stream import run_stream
-
     path = archive_path()
     if path.is_file() and not force:
         log(f"class archive up to date: {path}")
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned(path.parent)
+    remove_abandoned(path.parent)
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="ecom-class-archive-"))
-    settings = replace(isolated_settings(work, free_port(), free_port()),
-                       spark_class_archive=False, spark_java_options=base.spark_java_options)
+    settings = isolated_settings(work, free_port(), free_port()).replace(
+        spark_class_archive=False, spark_java_options=base.spark_java_options)
     try:
         log("recording Spark's classes: one small run of the pipeline on a private stack ...")
         settings, _ = up(settings)
         subprocess.run(
-            [sys.executable, "-m", "ecom.cli", "simulate", "backfill", "--days", "1",
+            [sys.executable, "-m", "ecom_app.cli", "simulate", "backfill", "--days", "1",
              "--events-per-day", str(events), "--bad-rate", "0.01", "--no-progress"],
             cwd=REPO_ROOT, env=settings.subprocess_env(), check=True,
             stdout=subprocess.DEVNULL)
