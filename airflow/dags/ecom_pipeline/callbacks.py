@@ -15,11 +15,10 @@ from typing import Any
 from ecom.config import load_settings
 from ecom_pipeline import alerts, execution_log
 from ecom_pipeline.days import logical_day
-from ecom_pipeline.execution_log import TaskAttempt
+from ecom_pipeline.dbt_results import rows_reported_by_build
+from ecom_pipeline.execution_log import ROWS_XCOM_KEY, TaskAttempt
 
 log = logging.getLogger(__name__)
-
-ROWS_XCOM_KEY = "rows_affected"
 
 
 def attempt_of(context: Mapping[str, Any]) -> TaskAttempt:
@@ -62,10 +61,13 @@ def error_text(exc: BaseException | str | None) -> str | None:
 
 
 def rows_affected(context: Mapping[str, Any]) -> int | None:
-    """What the task pushed under XCom key `rows_affected` (None if it pushed nothing)."""
+    """What the task pushed under XCom key `rows_affected`, else (a dbt model or test
+    task in watcher mode) its node's rows as the group's build reported them."""
     ti = context["ti"]
     try:
         value = ti.xcom_pull(task_ids=ti.task_id, key=ROWS_XCOM_KEY)
+        if value is None:
+            value = rows_reported_by_build(context)
     except Exception:  # an XCom lookup must not break the log row
         log.warning("could not read XCom %s of %s", ROWS_XCOM_KEY, ti.task_id, exc_info=True)
         return None

@@ -14,6 +14,9 @@ from ecom.db import connection
 
 MAX_ERROR_CHARS = 4000
 
+#: XCom key under which a task leaves the row count its log row records
+ROWS_XCOM_KEY = "rows_affected"
+
 
 @dataclass(frozen=True)
 class TaskAttempt:
