@@ -7,6 +7,8 @@ Runs, each in its own process (its output streams through and is kept in bench/o
   dbt_build.py  dbt full build vs incremental run of one new day
   dag_parse.py  DAG parse time (Cosmos from the dbt manifest) vs rendering with dbt ls
   quality.py    Great Expectations raw checkpoint over a day of events
+  dag_run.py    the daily DAG run vs the same work run directly (ratio), per-day wall
+                time at 20,000 and 150,000 events a day, a 30-day backfill's wall time
 and writes the figures, their targets and the machine description (cores, memory, CPU,
 Python, Java, PostgreSQL, load average) to bench/RESULTS.md.
 
@@ -58,6 +60,8 @@ BENCHMARKS = (
     Benchmark("dbt_build", "dbt_build.py", (), ("--days", "3", "--events-per-day", "5000")),
     Benchmark("dag_parse", "dag_parse.py", (), ("--runs", "1"), json_output=False),
     Benchmark("quality", "quality.py", (), ("--rows", "50000", "--history", "1")),
+    Benchmark("dag_run", "dag_run.py", (),
+              ("--sizes", "20000", "--history-days", "2", "--backfill-days", "3")),
 )
 
 
@@ -204,9 +208,34 @@ def quality_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
     return rows
 
 
+def dag_run_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
+    ratio_target = constant("dag_run.py", "TARGET_RATIO")
+    day_target = constant("dag_run.py", "TARGET_DAY_S")
+    day_events = constant("dag_run.py", "TARGET_DAY_EVENTS")
+    rows = []
+    for size, f in sorted(data.get("sizes", {}).items(), key=lambda kv: int(kv[0])):
+        label = f"{int(size):,} events a day"
+        dag_s, ratio = f.get("dag_s"), f.get("ratio")
+        rows.append(Row("dag_run", f"daily DAG run, {label} (`ecom pipeline run`), s",
+                        _num(dag_s, 1), *((f"<= {day_target:g}", _verdict(
+                            None if dag_s is None else dag_s <= day_target))
+                            if int(size) == day_events else ("", ""))))
+        rows.append(Row("dag_run", f"same work run directly, {label}, s",
+                        _num(f.get("direct_s"), 1)))
+        rows.append(Row("dag_run", f"ratio DAG / direct, {label}", _num(ratio, 2),
+                        f"<= {ratio_target:g}",
+                        _verdict(None if ratio is None else ratio <= ratio_target)))
+    if "backfill" in data:
+        b = data["backfill"]
+        rows.append(Row("dag_run", f"backfill of {b['days']} days x {b['events_per_day']:,} "
+                        "events (`--date .. --to ..`), s", _num(b["wall_s"], 0)))
+        rows.append(Row("dag_run", "backfill, s a day", _num(b["per_day_s"], 1)))
+    return rows
+
+
 ROWS: dict[str, Callable[[dict[str, Any], str], list[Row]]] = {
     "simulate": simulate_rows, "ingest": ingest_rows, "dbt_build": dbt_rows,
-    "dag_parse": dag_rows, "quality": quality_rows,
+    "dag_parse": dag_rows, "quality": quality_rows, "dag_run": dag_run_rows,
 }
 
 
