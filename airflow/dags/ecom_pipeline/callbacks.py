@@ -7,6 +7,7 @@ outcome: Airflow logs a callback's exception and carries on, and so do we, loudl
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -20,6 +21,9 @@ from ecom_pipeline.execution_log import ROWS_XCOM_KEY, TaskAttempt
 
 log = logging.getLogger(__name__)
 
+#: the settings, read once per process (a run in Airflow's test mode calls these ~100 times)
+_settings = functools.cache(load_settings)
+
 
 def attempt_of(context: Mapping[str, Any]) -> TaskAttempt:
     ti = context["ti"]
@@ -30,7 +34,7 @@ def attempt_of(context: Mapping[str, Any]) -> TaskAttempt:
 def on_execute(context: Mapping[str, Any]) -> None:
     """Insert the attempt's `running` row."""
     started = getattr(context["ti"], "start_date", None) or datetime.now(UTC)
-    _safely("start row", execution_log.record_start, load_settings(), attempt_of(context),
+    _safely("start row", execution_log.record_start, _settings(), attempt_of(context),
             started)
 
 
@@ -48,7 +52,7 @@ def on_failure(context: Mapping[str, Any]) -> None:
     exc = context.get("exception")
     alert = alerts.task_failure_alert(attempt_of(context), error_text(exc),
                                       gate_alert=getattr(exc, "gate_alert", None))
-    _safely("alert", alerts.publish_alert, load_settings(), attempt_of(context), alert)
+    _safely("alert", alerts.publish_alert, _settings(), attempt_of(context), alert)
 
 
 def error_text(exc: BaseException | str | None) -> str | None:
@@ -78,7 +82,7 @@ def _finish(context: Mapping[str, Any], status: str) -> None:
     ti = context["ti"]
     rows = rows_affected(context) if status == "success" else None
     error = None if status == "success" else error_text(context.get("exception"))
-    _safely(f"{status} row", execution_log.record_end, load_settings(), attempt_of(context),
+    _safely(f"{status} row", execution_log.record_end, _settings(), attempt_of(context),
             status, started_at=getattr(ti, "start_date", None), ended_at=datetime.now(UTC),
             rows_affected=rows, error_text=error)
 
