@@ -7,10 +7,10 @@ For each day size (default 20,000 and 150,000 valid events a day):
      parse, the first build of every mart): not timed;
   2. pairs of new days, each simulated and landed by the stream as in production (not
      timed), then:
-       - direct: the same work in one Python process, no Airflow: extract's check of the
+       - direct: the same work from one Python process, no Airflow: extract's check of the
          topic against raw (and a Spark replay if anything were missing), the raw gate,
-         `dbt build` of the staging models (in-process dbtRunner, as the DAG runs dbt), the
-         staging gate, `dbt build` of the marts, the marts gate;
+         `dbt build` of the staging models (the same dbt command the DAG's build task
+         runs), the staging gate, `dbt build` of the marts, the marts gate;
        - DAG: `ecom pipeline run --date D` as a user types it (Airflow's process, the DAG
          parse, every task, the results table): wall time end to end.
      ratio = DAG wall / direct wall (target <= 1.5), and the DAG's wall time for the day
@@ -44,6 +44,7 @@ from ecom.stack.manager import up
 REPO = Path(__file__).resolve().parent.parent
 ECOM = [sys.executable, "-m", "ecom_app.cli"]
 PROJECT_DIR = REPO / "dbt_project"
+DBT = Path(sys.executable).with_name("dbt")
 STAGING_BUILD = ("build", "--select", "tag:staging", "tag:intermediate",
                  "--indirect-selection", "cautious")
 MARTS_BUILD = ("build", "--select", "tag:marts")
@@ -149,13 +150,14 @@ def direct_in_this_process(day: date) -> dict[str, float]:
 
 
 def dbt(settings: Settings, *args: str) -> None:
-    from dbt.cli.main import dbtRunner
-
+    """The dbt command the DAG's build task runs (a `dbt` process), on its own target dir."""
     target = settings.data_dir / "bench-dbt-target"
-    result = dbtRunner().invoke([*args, "--project-dir", str(PROJECT_DIR), "--profiles-dir",
-                                 str(PROJECT_DIR), "--target-path", str(target), "--quiet"])
-    if not result.success:
-        raise SystemExit(f"dbt {' '.join(args)} failed: {result.exception}")
+    proc = subprocess.run([str(DBT), *args, "--project-dir", str(PROJECT_DIR), "--profiles-dir",
+                           str(PROJECT_DIR), "--target-path", str(target), "--quiet"],
+                          cwd=REPO, env=settings.subprocess_env(), text=True,
+                          capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"dbt {' '.join(args)} failed:\n{proc.stdout[-3000:]}")
 
 
 def dag_run(settings: Settings, *days: date) -> dict[str, Any]:
@@ -196,7 +198,7 @@ def measure_size(per_day: int, history_days: int, pairs: int, end: date) -> dict
             dbt_parse = ["parse", "--project-dir", str(PROJECT_DIR), "--profiles-dir",
                          str(PROJECT_DIR), "--target-path",
                          str(settings.data_dir / "bench-dbt-target"), "--quiet"]
-            subprocess.run([str(Path(sys.executable).with_name("dbt")), *dbt_parse],
+            subprocess.run([str(DBT), *dbt_parse],
                            cwd=REPO, env=settings.subprocess_env(), check=True)
             dag_run(settings, first)  # warm-up: Airflow's DB, the first build of every mart
             direct(settings, first)   # and dbt's partial parse for the direct runs
