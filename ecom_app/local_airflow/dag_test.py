@@ -19,6 +19,7 @@ Task progress comes from `DAG.test`'s own `[DAG TEST] starting/end task` log lin
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -83,4 +84,10 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    # Everything is written (metadata DB and warehouse committed, the marks printed): skip
+    # the interpreter's teardown of Airflow, dbt's and GE's modules, ~3 s on 2 cores that
+    # `ecom pipeline run` would otherwise wait for.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
