@@ -216,15 +216,19 @@ def dag_run_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
     for size, f in sorted(data.get("sizes", {}).items(), key=lambda kv: int(kv[0])):
         label = f"{int(size):,} events a day"
         dag_s, ratio = f.get("dag_s"), f.get("ratio")
-        rows.append(Row("dag_run", f"daily DAG run, {label} (`ecom pipeline run`), s",
+        rows.append(Row("dag_run", f"a daily run end to end, {label} (`ecom pipeline run`), s",
                         _num(dag_s, 1), *((f"<= {day_target:g}", _verdict(
                             None if dag_s is None else dag_s <= day_target))
                             if int(size) == day_events else ("", ""))))
+        rows.append(Row("dag_run", f"the DAG run itself (as Airflow times it), {label}, s",
+                        _num(f.get("run_s"), 1)))
         rows.append(Row("dag_run", f"same work run directly, {label}, s",
                         _num(f.get("direct_s"), 1)))
-        rows.append(Row("dag_run", f"ratio DAG / direct, {label}", _num(ratio, 2),
+        rows.append(Row("dag_run", f"ratio DAG run / direct, {label}", _num(ratio, 2),
                         f"<= {ratio_target:g}",
                         _verdict(None if ratio is None else ratio <= ratio_target)))
+        rows.append(Row("dag_run", f"ratio end to end / direct, {label}",
+                        _num(f.get("ratio_end_to_end"), 2)))
     if "backfill" in data:
         b = data["backfill"]
         rows.append(Row("dag_run", f"backfill of {b['days']} days x {b['events_per_day']:,} "

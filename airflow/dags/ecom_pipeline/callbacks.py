@@ -16,7 +16,7 @@ from typing import Any
 from ecom.config import load_settings
 from ecom_pipeline import alerts, execution_log
 from ecom_pipeline.days import logical_day
-from ecom_pipeline.dbt_results import rows_reported_by_build
+from ecom_pipeline.dbt_results import is_watcher_node_task, rows_reported_by_build
 from ecom_pipeline.execution_log import ROWS_XCOM_KEY, TaskAttempt
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,9 @@ def rows_affected(context: Mapping[str, Any]) -> int | None:
     task in watcher mode) its node's rows as the group's build reported them."""
     ti = context["ti"]
     try:
-        value = ti.xcom_pull(task_ids=ti.task_id, key=ROWS_XCOM_KEY)
+        # a watcher node task's first try ran no dbt of its own: its rows are the build's
+        first_watch = is_watcher_node_task(context) and int(ti.try_number or 1) == 1
+        value = None if first_watch else ti.xcom_pull(task_ids=ti.task_id, key=ROWS_XCOM_KEY)
         if value is None:
             value = rows_reported_by_build(context)
     except Exception:  # an XCom lookup must not break the log row

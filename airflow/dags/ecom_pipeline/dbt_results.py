@@ -72,15 +72,29 @@ def push_rows_affected(project_dir: str, context: Mapping[str, Any] | None = Non
         ti.xcom_push(key=NODE_ROWS_XCOM_KEY, value=rows_per_node(results, tests_per_model))
 
 
+def is_watcher_node_task(context: Mapping[str, Any]) -> bool:
+    """A watcher model/test task (it shows a node of its group's build)."""
+    task = getattr(context["ti"], "task", None)
+    return bool(getattr(task, "producer_task_id", None) and
+                getattr(task, "model_unique_id", None))
+
+
+#: (run id, build task) -> the build's rows per node; in Airflow's test mode every task of
+#: a run shares this process, and the ~20 node tasks of a group read the same XCom
+_build_rows: dict[tuple[str, str], dict[str, Any]] = {}
+
+
 def rows_reported_by_build(context: Mapping[str, Any]) -> int | None:
     """For a watcher model/test task: its node's rows, as the group's build recorded them
     (None for any other task, or when the build did not report that node)."""
-    ti = context["ti"]
-    task = getattr(ti, "task", None)
-    producer = getattr(task, "producer_task_id", None)
-    node = getattr(task, "model_unique_id", None)
-    if not producer or not node:
+    if not is_watcher_node_task(context):
         return None
-    rows = ti.xcom_pull(task_ids=producer, key=NODE_ROWS_XCOM_KEY) or {}
+    ti = context["ti"]
+    task = ti.task
+    key = (ti.run_id, task.producer_task_id)
+    if key not in _build_rows:
+        _build_rows[key] = ti.xcom_pull(task_ids=key[1], key=NODE_ROWS_XCOM_KEY) or {}
+    rows = _build_rows[key]
+    node = task.model_unique_id
     value = rows.get(f"{node}:tests" if getattr(task, "is_test_sensor", False) else node)
     return value if isinstance(value, int) else None
