@@ -69,6 +69,8 @@ ssl_min_protocol_version = 'TLSv1.2'
 # logged; role passwords are set as SCRAM verifiers, never in clear
 pgaudit.log = 'ddl, role, write'
 pgaudit.log_parameter = off
+# a write names the table it wrote (one entry per relation)
+pgaudit.log_relation = on
 # a statement's text once, not again on each of its sub-statements' lines
 pgaudit.log_statement_once = on
 # who did it: time, pid, then role@database/application on every session's line
