@@ -165,7 +165,7 @@ def test_incomplete_security_is_one_sentence(tmp_path: Path) -> None:
         KafkaSecurity.of(half_tls)
     missing = Settings(data_dir=tmp_path, kafka_security_protocol="SSL",
                        kafka_ssl_cafile=str(tmp_path / "nope.pem"))
-    with pytest.raises(UserError, match="ECOM_KAFKA_SSL_CAFILE=.* is not a readable file"):
+    with pytest.raises(UserError, match=r"ECOM_KAFKA_SSL_CAFILE=.* is not a readable file"):
         KafkaSecurity.of(missing)
 
 
