@@ -3,8 +3,8 @@
 Each mapping is checked against the client library itself: librdkafka validates its
 properties when a client is constructed, kafka-python lists the keyword arguments it
 accepts, and Spark's connector takes the `kafka.`-prefixed names of kafka-clients.
-(The embedded broker, tansu 0.6.0, cannot serve TLS or SASL to a live test: see README,
-"Security".)
+(Live over TLS: tests/integration/test_kafka_tls.py; SASL cannot be tested live on the
+embedded broker, see README, "Security".)
 """
 
 from __future__ import annotations
