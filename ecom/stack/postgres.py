@@ -264,7 +264,17 @@ def reload(settings: Settings) -> None:
     bins = find_binaries(settings.pg_bin_dir)
     subprocess.run(_as_postgres([bins.pg_ctl, "reload", "-D", str(cluster_dir(settings))]),
                    capture_output=True, check=False)
-    time.sleep(0.5)  # the postmaster re-reads asynchronously
+    # the postmaster re-reads asynchronously: wait until a client with these settings
+    # gets in (e.g. over TLS, which a cluster made by an older version just turned on)
+    deadline = time.monotonic() + 10
+    while True:
+        time.sleep(0.2)
+        try:
+            psycopg2.connect(settings.dsn("admin", "postgres"), connect_timeout=3).close()
+            return
+        except psycopg2.OperationalError:
+            if time.monotonic() > deadline:
+                return  # the caller's next connection explains what is wrong
 
 
 def start(settings: Settings) -> bool:
