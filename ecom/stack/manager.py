@@ -30,6 +30,7 @@ def up(settings: Settings) -> tuple[Settings, StackStatus]:
         started = postgres.start(settings)
         notes.append("postgres started" if started else "postgres already running")
         postgres.ensure_database(settings)
+        notes.append(postgres.ensure_audit(settings))
     applied = migrate(settings)
     notes.append(f"migrations applied: {', '.join(applied) or 'none pending'}")
     if settings.kafka_mode == "embedded":
