@@ -23,6 +23,7 @@ from psycopg2 import sql
 from ecom.config import Settings
 from ecom.errors import UserError
 from ecom.ports import port_answers, port_is_free
+from ecom.stack import wal_archive
 
 SERVER_SETTINGS = """
 # --- ecom embedded cluster ---
@@ -141,22 +142,57 @@ SETTINGS_FILE = "ecom.conf"
 INCLUDE_LINE = f"include_if_exists = '{SETTINGS_FILE}'"
 
 
-def write_server_settings(pgdata: Path) -> None:
+def write_server_settings(pgdata: Path, settings: Settings) -> None:
     """(Re)write the project's server settings, so a cluster made by an older version of
-    the project gets the current ones at its next start (the include comes last: it wins)."""
-    (pgdata / SETTINGS_FILE).write_text(SERVER_SETTINGS)
+    the project gets the current ones at its next start (the include comes last: it wins).
+    With backups on, also pgBackRest's configuration, which `archive_command` reads."""
+    text = SERVER_SETTINGS + wal_archive.server_settings(settings, pgdata)
+    (pgdata / SETTINGS_FILE).write_text(text)
     _chown_to_postgres(pgdata / SETTINGS_FILE)
+    if settings.backup_enabled:
+        write_backup_config(settings, pgdata)
     conf = pgdata / "postgresql.conf"
     if INCLUDE_LINE not in conf.read_text():
         with open(conf, "a") as out:
             out.write(f"\n{INCLUDE_LINE}\n")
 
 
+def write_backup_config(settings: Settings, pgdata: Path) -> None:
+    """pgBackRest's directories and configuration, owned by the cluster's OS user."""
+    home = wal_archive.backup_dir(settings, pgdata)
+    for path in (home, wal_archive.repo_path(settings, pgdata), home / "log", home / "lock",
+                 home / "spool"):
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(0o750)
+        _chown_to_postgres(path)
+    conf = wal_archive.config_path(settings, pgdata)
+    conf.write_text(wal_archive.config_text(settings, pgdata))
+    conf.chmod(0o640)
+    _chown_to_postgres(conf)
+
+
+def reload_settings(settings: Settings) -> list[str]:
+    """Make a running server re-read its settings files; returns a note for each change
+    that waits for a restart (switching WAL archiving on or off)."""
+    wanted = "on" if settings.backup_enabled else "off"
+    conn = psycopg2.connect(settings.dsn("admin", "postgres"), connect_timeout=5)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select pg_reload_conf(), current_setting('archive_mode')")
+            _, archive_mode = cur.fetchone()
+    finally:
+        conn.close()
+    if archive_mode == wanted:
+        return []
+    return [f"WAL archiving switches {wanted} at the next restart of PostgreSQL "
+            "(`ecom stack down && ecom stack up`; a running `ecom ingest stream` stops)"]
+
+
 def init_cluster(settings: Settings) -> Path:
     """initdb once; later calls return the existing cluster (with current settings)."""
     pgdata = cluster_dir(settings)
     if (pgdata / "PG_VERSION").exists():
-        write_server_settings(pgdata)
+        write_server_settings(pgdata, settings)
         return pgdata
     bins = find_binaries(settings.pg_bin_dir)
     if _is_root():
@@ -191,7 +227,7 @@ def init_cluster(settings: Settings) -> Path:
             f"initdb failed for {pgdata}: {result.stderr.strip().splitlines()[-1:]}. "
             "Remove that directory and run `ecom stack up` again."
         )
-    write_server_settings(pgdata)
+    write_server_settings(pgdata, settings)
     (pgdata / "pg_hba.conf").write_text(HBA)
     return pgdata
 
@@ -282,6 +318,8 @@ def _tail(path: Path, lines: int = 3) -> str:
 
 
 def destroy(settings: Settings) -> None:
-    """Stop the cluster and delete its directory (private test stacks)."""
+    """Stop the cluster and delete its directory and its backups (private test stacks)."""
     stop(settings)
-    shutil.rmtree(cluster_dir(settings), ignore_errors=True)
+    pgdata = cluster_dir(settings)
+    shutil.rmtree(pgdata, ignore_errors=True)
+    shutil.rmtree(wal_archive.backup_dir(settings, pgdata), ignore_errors=True)
