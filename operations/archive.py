@@ -232,17 +232,19 @@ def archive_day(run: ArchiveRun, table: ArchivedTable, day: date) -> DayOutcome:
 
 def _drop_unfinished_parts(run: ArchiveRun, conn: Any, table: ArchivedTable,
                            day: date) -> None:
+    """Remove the parts an interrupted run left `writing` (at the URL it wrote them to:
+    the archive may have moved since); their rows never left raw."""
     with conn, conn.cursor() as cur:
-        cur.execute("select part from ops.archive_parts where table_name = %s and day = %s "
-                    "and state = 'writing'", (table.name, day))
-        stale = [r[0] for r in cur.fetchall()]
-    for part in stale:
-        path = f"{day_dir(run.root, table, day)}/{part}"
-        if run.dry_run:
-            continue
+        cur.execute("select part, url from ops.archive_parts where table_name = %s "
+                    "and day = %s and state = 'writing'", (table.name, day))
+        stale = cur.fetchall()
+    if run.dry_run:
+        return
+    for part, url in stale:
         try:
-            if run.fs.exists(path):
-                run.fs.rm(path)
+            fs, path = fsspec.core.url_to_fs(url)
+            if fs.exists(path):
+                fs.rm(path)
         except OSError as exc:
             raise _write_error(run.settings, "clean up an interrupted part in", exc) from exc
         with conn, conn.cursor() as cur:
