@@ -37,7 +37,12 @@ from ecom.stack.postgres import _as_postgres, _chown_to_postgres
 
 Log = Callable[[str], None]
 SEGMENTS_PER_LOG = 0x100  # 16 MB segments (initdb's default): 4 GiB per log id
-WAL_FILE_RE = re.compile(r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})(\.partial)?-[0-9a-f]{40}")
+#: the pgBackRest commands that connect to the cluster (the others reject --pg1-port)
+CONNECTING = ("backup", "check", "stanza-create", "stanza-upgrade")
+WAL_FILE_RE = re.compile(
+    r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})(\.partial)?-[0-9a-f]{40}(\.(lz4|gz|zst|bz2))?$")
+HISTORY_RE = re.compile(r"^\s*(\d+)\s+([0-9A-F]+)/([0-9A-F]+)", re.IGNORECASE)
+SEGMENT_BYTES = 16 * 1024 * 1024
 
 
 def _quiet(_line: str) -> None:
@@ -82,8 +87,13 @@ def run_pgbackrest(settings: Settings, command: str, *args: str, pgdata: Path | 
     # environment (the embedded cluster listens on TCP only)
     env.update(PGHOST=settings.pg_host, PGPASSWORD=settings.password("admin"),
                PGSSLMODE=settings.pg_sslmode)
+    # the repository and port of these settings, whatever the file (written at `stack up`
+    # for the server's archive_command) says
+    port = [f"--pg1-port={settings.pg_port}"] if command in CONNECTING else []
     cmd = _as_postgres([wal_archive.pgbackrest_binary(), f"--config={conf}",
-                        f"--stanza={wal_archive.STANZA}", *args, command])
+                        f"--stanza={wal_archive.STANZA}",
+                        f"--repo1-path={wal_archive.repo_path(settings, pgdata)}",
+                        *port, *args, command])
     proc = subprocess.run(cmd, env=env, text=True, capture_output=True, timeout=timeout,
                           check=False, cwd="/")
     if proc.returncode != 0:
@@ -173,21 +183,44 @@ def repository(settings: Settings) -> Repository:
 
 
 def _wal_files(repo: Path) -> Iterable[tuple[str, Path]]:
-    """(24-hex segment name, file) of every WAL segment in the repository's archive."""
-    root = repo / "archive" / wal_archive.STANZA
-    if not root.is_dir():
-        return
-    for archive_id in root.iterdir():
-        if not archive_id.is_dir():
+    """(24-hex segment name, file) of every complete WAL segment in the repository."""
+    for log_dir in repo.glob(f"archive/{wal_archive.STANZA}/*/[0-9A-F]*"):
+        if not log_dir.is_dir():
             continue
-        for log_dir in archive_id.iterdir():
-            if not log_dir.is_dir():
-                continue
-            for entry in log_dir.iterdir():
-                if match := WAL_FILE_RE.match(entry.name):
-                    yield "".join(match.groups()[:3]), entry
+        for entry in log_dir.iterdir():
+            match = WAL_FILE_RE.match(entry.name)
+            if match and not match.group(4):  # a .partial segment is not the whole segment
+                yield "".join(match.groups()[:3]), entry
 
 
+def timeline_starts(repo: Path) -> list[tuple[int, int]]:
+    """(timeline, first segment number) along the newest timeline's history: the timeline
+    a restore follows (`--target-timeline=latest`). Without history, timeline 1 from 0."""
+    histories = {int(f.name[:8], 16): f
+                 for f in repo.glob(f"archive/{wal_archive.STANZA}/*/*.history")}
+    if not histories:
+        return [(1, 0)]
+    latest = max(histories)
+    switches = [(int(m.group(1)), (int(m.group(2), 16) << 32 | int(m.group(3), 16))
+                 // SEGMENT_BYTES)
+                for line in histories[latest].read_text().splitlines()
+                if (m := HISTORY_RE.match(line))]
+    return parse_switches(switches, latest)
+
+
+def parse_switches(switches: list[tuple[int, int]], latest: int) -> list[tuple[int, int]]:
+    """History lines (parent timeline, switch segment) -> (timeline, first segment)."""
+    if not switches:
+        return [(latest, 0)]
+    starts = [(switches[0][0], 0)]
+    for i, (_, segment) in enumerate(switches):
+        child = switches[i + 1][0] if i + 1 < len(switches) else latest
+        starts.append((child, segment))
+    return starts
+
+
+def timeline_at(starts: list[tuple[int, int]], number: int) -> int:
+    return max((s for s in starts if s[1] <= number), key=lambda s: s[1])[0]
 def _newest_wal_mtime(repo: Path, name: str) -> datetime | None:
     times = [f.stat().st_mtime for n, f in _wal_files(repo) if n == name]
     return datetime.fromtimestamp(max(times), UTC) if times else None
@@ -202,13 +235,19 @@ def segment_name(timeline: int, number: int) -> str:
     return f"{timeline:08X}{number // SEGMENTS_PER_LOG:08X}{number % SEGMENTS_PER_LOG:08X}"
 
 
-def wal_gaps(names: Iterable[str], start: str) -> list[int]:
-    """Segment numbers missing between `start` and the newest segment of `names`
-    (all timelines counted together: a timeline switch continues the same numbering)."""
-    have = {segment_number(n) for n in names}
+def wal_gaps(names: Iterable[str], start: str, starts: list[tuple[int, int]]) -> list[str]:
+    """The segments a restore from `start` along the timelines `starts` needs and the
+    archive lacks, up to the newest one it holds on that path."""
+    have = set(names)
+    on_path = [segment_number(n) for n in have
+               if int(n[:8], 16) == timeline_at(starts, segment_number(n))]
     first = segment_number(start)
-    newest = max(have, default=first)
-    return [n for n in range(first, newest + 1) if n not in have]
+    missing = []
+    for number in range(first, max(on_path, default=first) + 1):
+        name = segment_name(timeline_at(starts, number), number)
+        if name not in have:
+            missing.append(name)
+    return missing
 
 
 # ---- taking and expiring backups --------------------------------------------------------
@@ -279,15 +318,20 @@ def archive_status(settings: Settings) -> ArchiveStatus:
     return ArchiveStatus(row[0], row[1], row[2], int(row[3]), row[4], row[5])
 
 
+def is_archived(settings: Settings, wal_file: str) -> bool:
+    """Whether the segment `wal_file` is in the repository."""
+    repo = wal_archive.repo_path(settings, postgres.cluster_dir(settings))
+    pattern = f"archive/{wal_archive.STANZA}/*/{wal_file[:16]}/{wal_file}-*"
+    return any(repo.glob(pattern))
+
+
 def wait_archived(settings: Settings, wal_file: str, timeout_s: float = 600) -> float:
-    """Block until `wal_file` (a segment name) is archived; returns the seconds waited."""
+    """Block until the segment `wal_file` is in the repository; returns the seconds waited."""
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
-        status = archive_status(settings)
-        if status.last_archived_wal and \
-                segment_number(status.last_archived_wal) >= segment_number(wal_file):
+        if is_archived(settings, wal_file):
             return time.monotonic() - started
-        time.sleep(0.2)
+        time.sleep(0.1)
     raise UserError(f"WAL segment {wal_file} was not archived within {timeout_s:.0f} s: check "
                     "`ecom warehouse backups` and the server log.")
 
@@ -337,12 +381,11 @@ def choose_backup(backups: list[Backup], target: datetime | None) -> Backup:
 def check_wal_chain(repo: Repository, backup: Backup, target: datetime | None) -> None:
     """Refuse a restore the archived WAL cannot carry to its target: a missing segment
     after the backup, or a target later than the newest archived WAL."""
-    gaps = wal_gaps((name for name, _ in _wal_files(repo.path)), backup.wal_start)
+    gaps = wal_gaps((name for name, _ in _wal_files(repo.path)), backup.wal_start,
+                    timeline_starts(repo.path))
     if gaps:
-        timeline = int(backup.wal_start[:8], 16)
-        missing = segment_name(timeline, gaps[0])
         raise UserError(
-            f"WAL segment {missing} is missing from the archive in {repo.path} "
+            f"WAL segment {gaps[0]} is missing from the archive in {repo.path} "
             f"({len(gaps)} segment(s) missing after backup {backup.label}), so a restore "
             "would stop short of its target; nothing was changed. Restore from an older "
             "backup whose WAL is complete, or check the archive (`pgbackrest verify`).")
