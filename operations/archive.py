@@ -80,6 +80,9 @@ def filesystem(settings: Settings) -> tuple[fsspec.AbstractFileSystem, str]:
             f"ECOM_ARCHIVE_URL={url} needs a filesystem package that is not installed "
             f"({exc}); for s3:// install the extra: `.venv/bin/pip install -e '.[s3]'`."
         ) from exc
+    except ValueError as exc:
+        raise UserError(f"ECOM_ARCHIVE_URL={url} names no filesystem fsspec knows ({exc}): "
+                        "use a path, or a URL such as s3://bucket/prefix.") from exc
     return fs, root.rstrip("/")
 
 
@@ -272,9 +275,15 @@ def _hold_reason(run: ArchiveRun, conn: Any, table: ArchivedTable, day: date) ->
                     "is archived once retention or a new topic epoch puts them out of reach")
         if table.name != "raw_events":
             return ""
-        cur.execute("select to_regclass(%s)", (SESSIONIZED,))
-        if cur.fetchone()[0] is None:
+        cur.execute("select relpersistence from pg_class where oid = to_regclass(%s)",
+                    (SESSIONIZED,))
+        found = cur.fetchone()
+        if found is None:
             return f"dbt has not built {SESSIONIZED} yet: run the pipeline first"
+        if found[0] == "u":
+            return (f"{SESSIONIZED} is unlogged (built before it became logged): a crash "
+                    "would empty it, losing the history of archived days; rebuild it logged "
+                    "with `dbt build --full-refresh` first")
         cur.execute(f"select count(*) from {rows} and not exists (select from {SESSIONIZED} i "
                     "where i.event_date = %s and i.event_id = r.event_id)", (start, end, day))
         missing = cur.fetchone()[0]

@@ -17,6 +17,7 @@ archive; archive_timeout bounds it) and the RTO (restore start to first query an
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -58,10 +59,8 @@ def _kill_postgres(s: Settings) -> None:
     children = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
                 and _ppid(p) == postmaster]
     for pid in (postmaster, *children):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + 30
     while Path(f"/proc/{postmaster}").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
