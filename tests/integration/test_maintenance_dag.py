@@ -39,7 +39,8 @@ bag = DagBag(dag_folder=str(DAGS_FOLDER))
 dag = bag.dags["{MAINTENANCE_DAG_ID}"]
 print(json.dumps({{
     "import_errors": {{str(k): str(v) for k, v in bag.import_errors.items()}},
-    "schedule": dag.timetable.summary, "max_active_runs": dag.max_active_runs,
+    "schedule": getattr(dag.timetable, "summary", str(dag.timetable)),
+    "max_active_runs": dag.max_active_runs,
     "catchup": dag.catchup,
     "tasks": [{{"task_id": t.task_id, "upstream": sorted(t.upstream_task_ids),
                "retries": t.retries, "timeout": t.execution_timeout.total_seconds(),
