@@ -7,11 +7,13 @@ Only TCP on 127.0.0.1 is used (no Unix socket), with scram-sha-256 passwords.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -275,6 +277,32 @@ def stop(settings: Settings, mode: str = "fast") -> bool:
         capture_output=True, check=False,
     )
     return True
+
+
+def kill(settings: Settings) -> bool:
+    """kill -9 the server and every process it started, as a crash would (disaster
+    drills). Returns False when it was not running."""
+    pid_file = cluster_dir(settings) / "postmaster.pid"
+    try:
+        postmaster = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    children = [int(p.name) for p in Path("/proc").iterdir()
+                if p.name.isdigit() and _parent_pid(p) == postmaster]
+    for pid in (postmaster, *children):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{postmaster}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return True
+
+
+def _parent_pid(proc_dir: Path) -> int | None:
+    try:
+        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def wait_ready(settings: Settings, timeout: float = 60.0) -> None:

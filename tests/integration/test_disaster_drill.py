@@ -17,14 +17,10 @@ archive; archive_timeout bounds it) and the RTO (restore start to first query an
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import shutil
-import signal
 import time
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 
@@ -52,27 +48,6 @@ def _land(s: Settings, name: str, seed: int) -> Manifest:
     return load_manifest(path)
 
 
-def _kill_postgres(s: Settings) -> None:
-    """kill -9 the postmaster and every process it started."""
-    pgdata = postgres.cluster_dir(s)
-    postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
-    children = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
-                and _ppid(p) == postmaster]
-    for pid in (postmaster, *children):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while Path(f"/proc/{postmaster}").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-
-
-def _ppid(proc_dir: Path) -> int | None:
-    try:
-        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def test_disaster_drill_restores_to_the_moment_and_the_marts_rebuild(
         tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]) -> None:
     with private_stack(tmp_path_factory, "drill", backup_enabled=True) as s:
@@ -91,7 +66,7 @@ def test_disaster_drill_restores_to_the_moment_and_the_marts_rebuild(
         [(segment,)] = query(s, "select pg_walfile_name(pg_current_wal_lsn())")
         rpo = backup.wait_archived(s, segment, timeout_s=120)
 
-        _kill_postgres(s)
+        assert postgres.kill(s)
         shutil.rmtree(postgres.cluster_dir(s))
         assert not postgres.is_running(s)
 

@@ -233,6 +233,23 @@ def test_days_the_broker_can_still_replay_stay_in_raw(warehouse: Warehouse) -> N
               (s.topic_events,))
 
 
+def test_raw_days_wait_while_the_sessionised_events_are_unlogged(warehouse: Warehouse) -> None:
+    """A warehouse built when the intermediate tables were unlogged: a crash would empty
+    them, and with raw archived their history would be gone."""
+    s = warehouse.settings
+    table = "analytics_intermediate.int_events_sessionized"
+    query(s, f"alter table {table} set unlogged")
+    try:
+        later = (END_DATE + timedelta(days=31)).isoformat()
+        run_ecom(s, "maintenance", "run", "--date", later, "--dry-run")
+        [(status, detail)] = query(
+            s, "select status, detail from ops.maintenance_actions where target = %s "
+               "order by action_id desc limit 1", (f"raw.raw_events {END_DATE}",))
+        assert status == "held" and "is unlogged" in detail and "--full-refresh" in detail
+    finally:
+        query(s, f"alter table {table} set logged")
+
+
 def test_topic_retention_is_checked_and_set_back(warehouse: Warehouse) -> None:
     s = warehouse.settings
     client = admin_client(s)
