@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -439,14 +440,30 @@ def archive(settings: Settings, as_of: date, *, dry_run: bool = False,
         conn.close()
     run = ArchiveRun(settings, broker_reach(settings, topics), dry_run, progress)
     outcomes = []
-    for table in chosen:
-        for day, rows in due[table.name]:
-            progress(f"{table.relation} {day}: {rows:,} rows ...")
-            outcome = archive_day(run, table, day)
-            outcomes.append(outcome)
-            if on_day:
-                on_day(outcome)
+    with _one_archiver(settings):
+        for table in chosen:
+            for day, rows in due[table.name]:
+                progress(f"{table.relation} {day}: {rows:,} rows ...")
+                outcome = archive_day(run, table, day)
+                outcomes.append(outcome)
+                if on_day:
+                    on_day(outcome)
     return outcomes
+
+
+@contextmanager
+def _one_archiver(settings: Settings) -> Iterator[None]:
+    """A session lock: two runs (the CLI and the DAG) never archive at the same time."""
+    conn = connect(settings, "admin", autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select pg_try_advisory_lock(hashtext('ecom-archive'))")
+            if not cur.fetchone()[0]:
+                raise UserError("Another maintenance run is archiving right now: nothing was "
+                                "done; run it again once that one has finished.")
+        yield
+    finally:
+        conn.close()  # ends the session: releases the lock
 
 
 # ---- listing and restoring -------------------------------------------------------------------

@@ -195,7 +195,7 @@ def backups_command() -> None:
     table = Table(show_header=True)
     for column in ("label", "type", "started", "ended", "database", "in repository",
                    "WAL from", "WAL to"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column == "label")
     for b in repo.backups:
         table.add_row(b.label, b.kind, f"{b.started_at:%Y-%m-%d %H:%M:%S}",
                       f"{b.stopped_at:%Y-%m-%d %H:%M:%S}", _size(b.database_bytes),

@@ -415,6 +415,9 @@ def restore(settings: Settings, to_time: datetime | None = None, *, force: bool 
             f"The backups in {repo.path} were taken from another PostgreSQL cluster (system id "
             f"{repo.system_id}, this warehouse's is {system_id(settings, pgdata)}); nothing was "
             "changed. Point ECOM_BACKUP_REPO at this warehouse's repository.")
+    if running:
+        _flush_wal(settings, log)
+        repo = repository(settings)
     backup = choose_backup(repo.backups, to_time)
     check_wal_chain(repo, backup, to_time)
 
@@ -453,6 +456,26 @@ def restore(settings: Settings, to_time: datetime | None = None, *, force: bool 
         postgres.start(settings)
     _first_query(settings)
     return RestoreResult(backup, to_time, time.monotonic() - started, replaced)
+
+
+def _flush_wal(settings: Settings, log: Log) -> None:
+    """Before replacing a running cluster: commit a transaction (recovery to a moment stops
+    at the first commit after it, so one must exist) and archive the current segment, so
+    any moment up to now can be reached."""
+    conn = psycopg2.connect(settings.dsn("admin", "postgres"), connect_timeout=5)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("select txid_current()")
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("select pg_walfile_name(pg_switch_wal())")
+            segment = str(cur.fetchone()[0])
+    finally:
+        conn.close()
+    try:
+        wait_archived(settings, segment, timeout_s=settings.backup_wal_timeout_seconds + 60)
+    except UserError as exc:
+        log(f"the running cluster's newest WAL did not reach the archive ({exc})")
 
 
 def _keep_log(settings: Settings, pgdata: Path, target_dir: Path) -> Path | None:
@@ -541,8 +564,12 @@ def _recovery_failure(log_file: Path) -> str:
         lines = []
     fatal = [ln.split("FATAL:", 1)[1].strip() for ln in lines if "FATAL:" in ln]
     reason = fatal[-1] if fatal else (lines[-1].strip() if lines else "no server log")
-    if "recovery target" in reason or "requested recovery stop point" in reason:
-        reason += ": the archive lacks WAL the target needs"
+    if "recovery ended before configured recovery target" in reason:
+        reason += (": the archived WAL ends before the target (damaged or missing WAL, or no "
+                   "transaction committed after the target was archived); restore to an "
+                   "earlier moment, or without --to-time for the newest state")
+    elif "requested recovery stop point" in reason:
+        reason += ": the target is before the backup's end; pick a later one"
     return (f"The restored cluster did not recover ({reason}); the running cluster, if any, "
             "was not touched.")
 
