@@ -31,7 +31,7 @@ import psycopg2
 
 from ecom.config import Settings
 from ecom.errors import UserError
-from ecom.ports import free_port
+from ecom.ports import free_port, read_pid
 from ecom.stack import postgres, wal_archive
 from ecom.stack.postgres import _as_postgres, _chown_to_postgres
 
@@ -544,17 +544,7 @@ def _recover(settings: Settings, pgdata: Path, port: int) -> None:
 
 
 def _postmaster_alive(pgdata: Path) -> bool:
-    try:
-        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return read_pid(pgdata / "postmaster.pid") is not None
 
 
 def _recovery_failure(log_file: Path) -> str:
