@@ -346,8 +346,11 @@ def _tail(path: Path, lines: int = 3) -> str:
 
 
 def destroy(settings: Settings) -> None:
-    """Stop the cluster and delete its directory and its backups (private test stacks)."""
+    """Stop the cluster and delete its directory, its backups and the clusters that
+    restores moved aside (private test stacks)."""
     stop(settings)
     pgdata = cluster_dir(settings)
-    shutil.rmtree(pgdata, ignore_errors=True)
-    shutil.rmtree(wal_archive.backup_dir(settings, pgdata), ignore_errors=True)
+    for path in (pgdata, wal_archive.backup_dir(settings, pgdata),
+                 *pgdata.parent.glob(f"{pgdata.name}.before-restore-*"),
+                 pgdata.with_name(pgdata.name + ".restoring")):
+        shutil.rmtree(path, ignore_errors=True)
