@@ -8,6 +8,8 @@ Runs, each in its own process (its output streams through and is kept in bench/o
   dag_parse.py  DAG parse time (Cosmos from the dbt manifest) vs rendering with dbt ls
   quality.py    Great Expectations raw checkpoint over a day of events
   security.py   what TLS and the audit trail cost COPY and single-row INSERTs (ratios)
+  dr.py         disaster recovery: RPO (WAL archive lag) and RTO (point-in-time restore of
+                10 million raw events, to the first query answered) with pgBackRest
 and writes the figures, their targets and the machine description (cores, memory, CPU,
 Python, Java, PostgreSQL, load average) to bench/RESULTS.md.
 
@@ -61,6 +63,7 @@ BENCHMARKS = (
     Benchmark("quality", "quality.py", (), ("--rows", "50000", "--history", "1")),
     Benchmark("security", "security.py", (),
               ("--events-per-day", "20000", "--inserts", "2000", "--rounds", "2")),
+    Benchmark("dr", "dr.py", (), ("--events", "300000", "--per-day", "100000")),
 )
 
 
@@ -222,10 +225,25 @@ def security_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
     ]
 
 
+def dr_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
+    rpo_target, rto_target = constant("dr.py", "TARGET_RPO_S"), constant("dr.py", "TARGET_RTO_S")
+    rpo, rto = data.get("rpo_s"), data.get("rto_s")
+    size = data.get("database_bytes")
+    return [
+        Row("dr", f"RPO, worst case measured (archive_timeout {data.get('wal_timeout_s')} s), s",
+            _num(rpo, 1), f"<= {rpo_target:g}",
+            _verdict(None if rpo is None else rpo <= rpo_target)),
+        Row("dr", f"RTO, restore to a moment of {_num(data.get('events'))} raw events "
+            f"({_num(None if size is None else size / 1e9, 2)} GB), s", _num(rto, 1),
+            f"<= {rto_target:g}", _verdict(None if rto is None else rto <= rto_target)),
+        Row("dr", "full backup (pgBackRest, lz4), s", _num(data.get("backup_s"), 1)),
+    ]
+
+
 ROWS: dict[str, Callable[[dict[str, Any], str], list[Row]]] = {
     "simulate": simulate_rows, "ingest": ingest_rows, "dbt_build": dbt_rows,
     "dag_parse": dag_rows, "quality": quality_rows,
-    "security": security_rows,
+    "security": security_rows, "dr": dr_rows,
 }
 
 

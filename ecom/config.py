@@ -134,6 +134,29 @@ class Settings(BaseSettings):
     # verify that the broker's certificate names the host the client connected to
     kafka_ssl_check_hostname: bool = True
 
+    # ---- operations: archive, retention, backups (issue #17)
+    # raw days (event date; dead letters: day received) older than this are archived
+    archive_after_days: int = Field(30, ge=1)
+    # where the archive goes: a path or any fsspec URL (s3://bucket/prefix needs s3fs);
+    # empty = <data dir>/archive
+    archive_url: str = ""
+    # ops logs (quality results, task logs, run reports, maintenance log, ingest ledger)
+    ops_log_retention_days: int = Field(90, ge=1)
+    # raw.realtime_metrics (5-minute windows)
+    realtime_retention_days: int = Field(7, ge=1)
+    # date-grained marts and their intermediate tables (daily_aggregations, ...)
+    mart_retention_days: int = Field(365, ge=1)
+    # continuous WAL archiving + pgBackRest backups of the embedded cluster
+    backup_enabled: bool = True
+    # pgBackRest repository; empty = <data dir>/backup/repo (put it on another disk)
+    backup_repo: str = ""
+    # full backups kept (older ones expire with their differentials and WAL)
+    backup_retention_full: int = Field(2, ge=1)
+    # `auto` backups are full when the newest full is this old, differential otherwise
+    backup_full_every_days: int = Field(7, ge=1)
+    # archive_timeout: the longest committed data waits for its WAL to be archived (RPO)
+    backup_wal_timeout_seconds: int = Field(30, ge=1, le=3600)
+
     verbose: bool = False
 
     @classmethod
@@ -332,18 +355,21 @@ def _accepts(field: str, error: Mapping[str, Any]) -> str:
     return str(error["msg"]).rstrip(".").lower()
 
 
-def isolated_settings(data_dir: Path, pg_port: int, kafka_port: int) -> Settings:
+def isolated_settings(data_dir: Path, pg_port: int, kafka_port: int,
+                      **overrides: Any) -> Settings:
     """Settings for a throwaway embedded stack (tests, benchmarks): its own data dir and
     ports, and none of the caller's `ECOM_*` variables, so it can never touch the
-    developer's stack."""
+    developer's stack. No WAL archiving unless asked (`backup_enabled=True`): a throwaway
+    cluster has nothing to recover, and archiving every test's WAL costs disk and CPU."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     env.update(
         ECOM_PG_PORT=str(pg_port),
         ECOM_KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{kafka_port}",
         ECOM_PG_MODE="embedded",
         ECOM_KAFKA_MODE="embedded",
+        ECOM_BACKUP_ENABLED="false",
     )
-    return Settings.from_env(env, data_dir=data_dir)
+    return Settings.from_env(env, **{"data_dir": data_dir, **overrides})
 
 
 def load_settings() -> Settings:

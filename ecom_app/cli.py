@@ -22,6 +22,7 @@ from ecom_app.local_airflow.cli import airflow_app, pipeline_app
 from ecom_app.warehouse_cli import add_commands as add_warehouse_security_commands
 from expectations.cli import app as quality_app
 from ingestion.cli import app as ingest_app
+from operations.cli import add_backup_commands, archive_app, maintenance_app
 from simulator.cli import app as simulate_app
 
 console = Console()
@@ -35,7 +36,8 @@ app = typer.Typer(
 stack_app = typer.Typer(help="Embedded PostgreSQL + Kafka-protocol broker (no Docker).",
                         no_args_is_help=True)
 kafka_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
-warehouse_app = typer.Typer(help="Warehouse landing schema and roles.", no_args_is_help=True)
+warehouse_app = typer.Typer(help="Warehouse landing schema and roles; backups and restore.",
+                            no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(warehouse_app, name="warehouse")
@@ -45,6 +47,9 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(quality_app, name="quality")
 app.add_typer(airflow_app, name="airflow")
 app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(maintenance_app, name="maintenance")
+app.add_typer(archive_app, name="archive")
+add_backup_commands(warehouse_app)
 
 _state: dict[str, bool] = {"verbose": False}
 
@@ -66,6 +71,8 @@ def print_stack_status(status: StackStatus) -> None:
     table.add_column("component")
     table.add_column("state")
     table.add_row("postgresql", status.postgres)
+    if status.backups:
+        table.add_row("  backups", status.backups)
     table.add_row("kafka", status.kafka)
     for name, partitions in status.topics.items():
         table.add_row(f"  topic {name}", f"{partitions} partition(s)")

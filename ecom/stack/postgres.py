@@ -10,11 +10,13 @@ the server log, each line prefixed with the role and database.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from psycopg2 import sql
 from ecom.config import Settings
 from ecom.errors import UserError
 from ecom.ports import port_answers, port_is_free
-from ecom.stack import tls
+from ecom.stack import tls, wal_archive
 
 #: libraries the server loads at start (`shared_preload_libraries`), each used only if the
 #: system has it installed; other features append theirs (e.g. pg_stat_statements)
@@ -180,9 +182,10 @@ def preload_libraries(settings: Settings) -> list[str]:
     return [name for name in PRELOAD_LIBRARIES if (lib_dir / f"{name}.so").exists()]
 
 
-def server_settings(settings: Settings) -> str:
+def server_settings(settings: Settings, pgdata: Path) -> str:
     libraries = ", ".join(preload_libraries(settings))
-    return SERVER_SETTINGS + f"shared_preload_libraries = '{libraries}'\n"
+    return (SERVER_SETTINGS + f"shared_preload_libraries = '{libraries}'\n"
+            + wal_archive.server_settings(settings, pgdata))
 
 
 def _write_if_changed(path: Path, text: str) -> bool:
@@ -196,9 +199,12 @@ def _write_if_changed(path: Path, text: str) -> bool:
 def write_server_settings(settings: Settings, pgdata: Path) -> bool:
     """(Re)write the project's server settings, pg_hba.conf and TLS certificate, so a
     cluster made by an older version of the project gets the current ones at its next
-    start (the include comes last: it wins). True when anything changed."""
-    changed = _write_if_changed(pgdata / SETTINGS_FILE, server_settings(settings))
+    start (the include comes last: it wins). With backups on, also pgBackRest's
+    configuration, which `archive_command` reads. True when anything changed."""
+    changed = _write_if_changed(pgdata / SETTINGS_FILE, server_settings(settings, pgdata))
     changed |= _write_if_changed(pgdata / "pg_hba.conf", HBA)
+    if settings.backup_enabled:
+        write_backup_config(settings, pgdata)
     conf = pgdata / "postgresql.conf"
     if INCLUDE_LINE not in conf.read_text():
         with open(conf, "a") as out:
@@ -212,6 +218,37 @@ def write_server_settings(settings: Settings, pgdata: Path) -> bool:
     changed |= tls.ensure_server_certificate(
         ca, pgdata / "server.crt", pgdata / "server.key", settings.pg_host, owner)
     return changed
+
+
+def write_backup_config(settings: Settings, pgdata: Path) -> None:
+    """pgBackRest's directories and configuration, owned by the cluster's OS user."""
+    home = wal_archive.backup_dir(settings, pgdata)
+    for path in (home, wal_archive.repo_path(settings, pgdata), home / "log", home / "lock",
+                 home / "spool"):
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(0o750)
+        _chown_to_postgres(path)
+    conf = wal_archive.config_path(settings, pgdata)
+    conf.write_text(wal_archive.config_text(settings, pgdata))
+    conf.chmod(0o640)
+    _chown_to_postgres(conf)
+
+
+def reload_settings(settings: Settings) -> list[str]:
+    """Make a running server re-read its settings files; returns a note for each change
+    that waits for a restart (switching WAL archiving on or off)."""
+    wanted = "on" if settings.backup_enabled else "off"
+    conn = psycopg2.connect(settings.dsn("admin", "postgres"), connect_timeout=5)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select pg_reload_conf(), current_setting('archive_mode')")
+            _, archive_mode = cur.fetchone()
+    finally:
+        conn.close()
+    if archive_mode == wanted:
+        return []
+    return [f"WAL archiving switches {wanted} at the next restart of PostgreSQL "
+            "(`ecom stack down && ecom stack up`; a running `ecom ingest stream` stops)"]
 
 
 def init_cluster(settings: Settings) -> Path:
@@ -322,6 +359,32 @@ def stop(settings: Settings, mode: str = "fast") -> bool:
     return True
 
 
+def kill(settings: Settings) -> bool:
+    """kill -9 the server and every process it started, as a crash would (disaster
+    drills). Returns False when it was not running."""
+    pid_file = cluster_dir(settings) / "postmaster.pid"
+    try:
+        postmaster = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    children = [int(p.name) for p in Path("/proc").iterdir()
+                if p.name.isdigit() and _parent_pid(p) == postmaster]
+    for pid in (postmaster, *children):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{postmaster}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return True
+
+
+def _parent_pid(proc_dir: Path) -> int | None:
+    try:
+        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def wait_ready(settings: Settings, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     last = ""
@@ -387,6 +450,11 @@ def _tail(path: Path, lines: int = 3) -> str:
 
 
 def destroy(settings: Settings) -> None:
-    """Stop the cluster and delete its directory (private test stacks)."""
+    """Stop the cluster and delete its directory, its backups and the clusters that
+    restores moved aside (private test stacks)."""
     stop(settings)
-    shutil.rmtree(cluster_dir(settings), ignore_errors=True)
+    pgdata = cluster_dir(settings)
+    for path in (pgdata, wal_archive.backup_dir(settings, pgdata),
+                 *pgdata.parent.glob(f"{pgdata.name}.before-restore-*"),
+                 pgdata.with_name(pgdata.name + ".restoring")):
+        shutil.rmtree(path, ignore_errors=True)

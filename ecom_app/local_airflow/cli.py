@@ -10,6 +10,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 
 import typer
+from ecom_pipeline import DAG_ID
 from rich.console import Console
 from rich.table import Table
 
@@ -101,6 +102,9 @@ def pipeline_run(
     to: str | None = typer.Option(None, "--to", help="Also run every day up to this one."),
     last: int | None = typer.Option(None, "--last",
                                     help="Run the N days before today (UTC), oldest first."),
+    dag: str = typer.Option(DAG_ID, "--dag",
+                            help="The DAG to run: ecommerce_analytics_pipeline, or "
+                                 "ecommerce_maintenance (backups, archive, retention)."),
 ) -> None:
     """Run the DAG once per logical day with `airflow dags test`; print each task's result.
 
@@ -110,7 +114,7 @@ def pipeline_run(
     days = chosen_days(day, to, last, datetime.now(UTC).date())
     failed = []
     for current in days:
-        console.rule(f"ecommerce_analytics_pipeline  {current}")
+        console.rule(f"{dag}  {current}")
         started: dict[str, float] = {}
         ended: list[str] = []
 
@@ -124,13 +128,14 @@ def pipeline_run(
             console.print(f"  [{len(ended):>2}] {task_id}  {took:.1f} s", soft_wrap=True,
                           highlight=False)
 
-        run = run_day(settings, current, on_progress=progress)
+        run = run_day(settings, current, on_progress=progress, dag_id=dag)
         print_run(run)
         if not run.succeeded:
             failed.append(current)
     if failed:
         raise UserError(
-            f"The pipeline failed for {', '.join(map(str, failed))}: see the errors above, "
+            f"The {'pipeline' if dag == DAG_ID else dag} failed for "
+            f"{', '.join(map(str, failed))}: see the errors above, "
             "ops.pipeline_execution_logs and the run log."
         )
 

@@ -144,8 +144,8 @@ def summarise(tasks: list[TaskResult]) -> list[SummaryRow]:
     return out
 
 
-def task_states(settings: Settings, run_id: str) -> list[dict[str, str]]:
-    proc = run_airflow(settings, "tasks", "states-for-dag-run", DAG_ID, run_id, "-o", "json")
+def task_states(settings: Settings, run_id: str, dag_id: str = DAG_ID) -> list[dict[str, str]]:
+    proc = run_airflow(settings, "tasks", "states-for-dag-run", dag_id, run_id, "-o", "json")
     start = proc.stdout.find("[")
     return json.loads(proc.stdout[start:]) if start >= 0 else []
 
@@ -158,8 +158,10 @@ def preflight(settings: Settings) -> None:
 
 
 def run_day(settings: Settings, day: date,
-            on_progress: Callable[[str, str], None] | None = None) -> PipelineRun:
-    """Run the DAG once for `day` (blocking) and collect per-task results."""
+            on_progress: Callable[[str, str], None] | None = None,
+            dag_id: str = DAG_ID) -> PipelineRun:
+    """Run the DAG (the pipeline, or another of the folder) once for `day` (blocking) and
+    collect per-task results."""
     preflight(settings)
     ensure_manifest(settings)
     prepare(settings)
@@ -171,7 +173,7 @@ def run_day(settings: Settings, day: date,
     output: list[str] = []
     with open(log_file, "w") as log:
         proc = subprocess.Popen(
-            [str(AIRFLOW_BIN), "dags", "test", DAG_ID, day.isoformat()],
+            [str(AIRFLOW_BIN), "dags", "test", dag_id, day.isoformat()],
             env=airflow_env(settings), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, text=True, bufsize=1, cwd=home_dir(settings),
         )
@@ -187,9 +189,10 @@ def run_day(settings: Settings, day: date,
     finished = parse_finished("".join(output))
     if finished is None:
         raise UserError(
-            f"`airflow dags test {DAG_ID} {day}` ended (exit {proc.returncode}) without "
+            f"`airflow dags test {dag_id} {day}` ended (exit {proc.returncode}) without "
             f"finishing a DAG run; see {log_file}."
         )
     run_id, state = finished
-    tasks = merge_results(task_states(settings, run_id), rows_for_run(settings, DAG_ID, run_id))
+    tasks = merge_results(task_states(settings, run_id, dag_id),
+                          rows_for_run(settings, dag_id, run_id))
     return PipelineRun(day, state, run_id, elapsed, log_file, tasks)
