@@ -86,7 +86,9 @@ def run_pgbackrest(settings: Settings, command: str, *args: str, pgdata: Path | 
     # pgBackRest has no password option: libpq takes the host and password from the
     # environment (the embedded cluster listens on TCP only)
     env.update(PGHOST=settings.pg_host, PGPASSWORD=settings.password("admin"),
-               PGSSLMODE=settings.pg_sslmode)
+               PGSSLMODE=settings.sslmode)
+    if settings.sslrootcert:  # the copy the cluster's OS user can read
+        env["PGSSLROOTCERT"] = str(wal_archive.backup_ca_path(settings, pgdata))
     # the repository and port of these settings, whatever the file (written at `stack up`
     # for the server's archive_command) says
     port = [f"--pg1-port={settings.pg_port}"] if command in CONNECTING else []

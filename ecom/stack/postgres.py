@@ -203,8 +203,6 @@ def write_server_settings(settings: Settings, pgdata: Path) -> bool:
     configuration, which `archive_command` reads. True when anything changed."""
     changed = _write_if_changed(pgdata / SETTINGS_FILE, server_settings(settings, pgdata))
     changed |= _write_if_changed(pgdata / "pg_hba.conf", HBA)
-    if settings.backup_enabled:
-        write_backup_config(settings, pgdata)
     conf = pgdata / "postgresql.conf"
     if INCLUDE_LINE not in conf.read_text():
         with open(conf, "a") as out:
@@ -217,6 +215,8 @@ def write_server_settings(settings: Settings, pgdata: Path) -> bool:
     ca = tls.ensure_ca(settings.tls_dir)
     changed |= tls.ensure_server_certificate(
         ca, pgdata / "server.crt", pgdata / "server.key", settings.pg_host, owner)
+    if settings.backup_enabled:  # after the CA: pgBackRest gets a copy of it
+        write_backup_config(settings, pgdata)
     return changed
 
 
@@ -232,6 +232,11 @@ def write_backup_config(settings: Settings, pgdata: Path) -> None:
     conf.write_text(wal_archive.config_text(settings, pgdata))
     conf.chmod(0o640)
     _chown_to_postgres(conf)
+    # pgBackRest runs as the cluster's OS user, which may not reach the data dir's CA: it
+    # verifies the server's certificate with a copy of its own
+    if settings.sslrootcert and Path(settings.sslrootcert).is_file():
+        _write_if_changed(wal_archive.backup_ca_path(settings, pgdata),
+                          Path(settings.sslrootcert).read_text())
 
 
 def reload_settings(settings: Settings) -> list[str]:

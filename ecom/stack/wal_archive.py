@@ -29,6 +29,11 @@ def backup_dir(settings: Settings, pgdata: Path) -> Path:
     return pgdata.with_name(pgdata.name + "-backup")
 
 
+def backup_ca_path(settings: Settings, pgdata: Path) -> Path:
+    """The copy of the stack's CA pgBackRest verifies the server's certificate with."""
+    return backup_dir(settings, pgdata) / "ca.crt"
+
+
 def repo_path(settings: Settings, pgdata: Path) -> Path:
     if settings.backup_repo:
         path = Path(settings.backup_repo).expanduser()
