@@ -21,6 +21,7 @@ from ecom_app.demo import DemoPlan, run_demo
 from ecom_app.local_airflow.cli import airflow_app, pipeline_app
 from expectations.cli import app as quality_app
 from ingestion.cli import app as ingest_app
+from ingestion.cluster_cli import app as spark_app
 from simulator.cli import app as simulate_app
 
 console = Console()
@@ -43,6 +44,7 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(quality_app, name="quality")
 app.add_typer(airflow_app, name="airflow")
 app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(spark_app, name="spark")
 
 _state: dict[str, bool] = {"verbose": False}
 
