@@ -103,9 +103,13 @@ def kafka_init() -> None:
 
 
 @warehouse_app.command("migrate")
-def warehouse_migrate() -> None:
+def warehouse_migrate(
+    wait: float = typer.Option(
+        0, "--wait", help="Seconds to keep retrying the first connection while PostgreSQL "
+                          "is still starting (a container that just came up)."),
+) -> None:
     """Apply pending landing-schema migrations and set role passwords (idempotent)."""
-    applied = migrate(settings())
+    applied = migrate(settings(), wait_s=wait)
     console.print(f"applied: {', '.join(applied) if applied else 'nothing pending'}")
 
 
