@@ -8,11 +8,8 @@ left (under an advisory lock per task, so two attempts never interleave). It ret
 summary row per Kafka partition it read: the driver moves that task's rows into the raw
 tables as soon as the summary arrives (`ingestion.staging`).
 
-`publish_tasks` runs after the driver committed: each task sends its staged rows that
-landed (the driver deleted the others) to `processed-events`.
-
-Both connect to PostgreSQL as the loader with the settings the driver ships in the task
-(see docs/scaling.md for securing that channel on a shared cluster).
+Tasks connect to PostgreSQL as the loader with the settings the driver ships in the task
+closure (see docs/scaling.md for securing that channel on a shared cluster).
 """
 
 from __future__ import annotations
@@ -26,7 +23,6 @@ from ecom.config import Settings
 from ecom.db import connect
 from ingestion.copy_feed import CopyFeeder
 from ingestion.copy_text import STAGING_COLUMNS, copy_sql, staging_line, timestamp_ms
-from ingestion.publish import Publisher
 from ingestion.records import KafkaRecords
 from ingestion.sink import gc_paused
 from ingestion.validation import Reject, validate
@@ -112,23 +108,3 @@ def stage_partition(batches: Iterable[Any], settings: Settings, table: str, now_
         pa.array([p for _, p in keys], pa.int32()),
         *(pa.array([summary[k][i] for k in keys], pa.int64()) for i in range(4)),
     ], schema=SUMMARY_SCHEMA)
-
-
-def publish_tasks(tasks: Iterable[int], settings: Settings, table: str) -> Iterator[int]:
-    """RDD partition function: publish the landed rows these tasks staged; yield the count."""
-    publisher = Publisher(settings)
-    conn = connect(settings, "loader", autocommit=True)
-    sent = 0
-    try:
-        with conn.cursor() as cur:
-            for task in tasks:
-                cur.execute(
-                    f"select user_id, coalesce(processed, raw_value) from {qualified(table)} "
-                    "where task = %s and reason_code is null", (task,))
-                rows = cur.fetchall()
-                sent += publisher.publish_messages(
-                    (user.encode(), value.encode()) for user, value in rows)
-    finally:
-        conn.close()
-        publisher.close()
-    yield sent

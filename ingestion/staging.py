@@ -23,9 +23,12 @@ moves that task's rows into the raw tables with set-based SQL:
 5. Rows that must not be published (dead letters, settled dead letters) are deleted from
    the staging table; after all tasks: the ledger row, then the one commit.
 
-After the commit a second Spark job publishes what is left in the staging table to
-`processed-events` from the executors (`stage_tasks.publish_tasks`; at-least-once, as the
-driver writer's), then the table is dropped. A batch re-run after a crash stages again
+After the commit the driver publishes what is left in the staging table to
+`processed-events` (`publish_staged`: read in one pass, sent by one producer as the driver
+writer does, so a crash leaves the same at-least-once window between commit and publish;
+a Spark job publishing from the executors took seconds more, a window in which a kill left
+half a batch published and the rest late for the realtime windows' watermark), then the
+table is dropped. A batch re-run after a crash stages again
 (each task replaces its rows) and finds its ledger row. Tables left by a killed driver are
 dropped by the next batch of any writer: each in-use table holds a session advisory lock.
 
@@ -47,14 +50,9 @@ from ecom.events import RejectReason
 from ingestion.collect import arrow_batches
 from ingestion.copy_text import RAW_COLUMNS, REJECTED_COLUMNS
 from ingestion.epochs import current_epoch
+from ingestion.publish import Publisher
 from ingestion.sink import BatchResult, gc_paused, ledger_conflict, record_ledger, reused
-from ingestion.stage_tasks import (
-    SCHEMA,
-    SUMMARY_DDL,
-    publish_tasks,
-    qualified,
-    stage_partition,
-)
+from ingestion.stage_tasks import SCHEMA, SUMMARY_DDL, qualified, stage_partition
 
 DUPLICATE = RejectReason.DUPLICATE_EVENT_ID.value
 Ranges = dict[tuple[str, int], tuple[int, int]]
@@ -346,10 +344,20 @@ class _Mover:
         self.mark = result.mark("rejects_ledger", self.mark)
 
 
+def publish_staged(conn: Any, table: str, publisher: Publisher) -> int:
+    """Send the batch's landed events (what the move left in its staging table) to
+    processed-events; returns once every message is acknowledged."""
+    with conn, conn.cursor(name="publish_staged") as cur:
+        cur.itersize = 20_000
+        cur.execute(f"select user_id, coalesce(processed, raw_value) from {qualified(table)} "
+                    "where reason_code is null")
+        return publisher.publish_messages((user.encode(), value.encode()) for user, value in cur)
+
+
 def land_staged(settings: Settings, conn: Any, check_conn: Any, query_name: str,
-                batch_id: int, df: Any, publish: bool = True) -> BatchResult:
+                batch_id: int, df: Any, publisher: Publisher | None = None) -> BatchResult:
     """Land the micro-batch `df` (the source's columns) with the executors writing (see the
-    module docstring). Commits or raises; then publishes from the executors."""
+    module docstring). Commits or raises; then publishes with `publisher`, if given."""
     started = time.perf_counter()
     result = BatchResult(query_name, batch_id)
     table = table_name(query_name, batch_id)
@@ -372,12 +380,9 @@ def land_staged(settings: Settings, conn: Any, check_conn: Any, query_name: str,
                     mover.task_done(task_rows)
             mover.finish()
         result.mark("commit", mover.mark)
-        if publish and mover.tasks:
+        if publisher is not None and mover.tasks:
             t0 = time.perf_counter()
-            sc = df.sparkSession.sparkContext
-            sent = sc.parallelize(mover.tasks, len(mover.tasks)).mapPartitions(
-                partial(publish_tasks, settings=settings, table=table)).collect()
-            result.published = sum(sent)
+            result.published = publish_staged(conn, table, publisher)
             result.timings["publish"] = time.perf_counter() - t0
     finally:
         with check_conn.cursor() as cur:

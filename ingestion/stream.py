@@ -183,12 +183,8 @@ class IngestJob:
             # one pause for the whole batch, its objects dropped before the collector
             # resumes: its first pass then finds little to walk (see ingestion.sink)
             with gc_paused():
-                result = land(self.settings, self.conns, self.query_name, batch_id, df)
-                if self.publisher is not None and result.landed:
-                    t0 = time.perf_counter()
-                    result.published = self.publisher.publish(result.landed)
-                    result.timings["publish"] = time.perf_counter() - t0
-                result.landed = []  # free memory; counts stay
+                result = land(self.settings, self.conns, self.query_name, batch_id, df,
+                              self.publisher)
         except CONNECTION_ERRORS as exc:
             self._failure = connection_lost(exc, f"events batch {batch_id}")
             raise self._failure from exc
