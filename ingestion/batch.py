@@ -114,9 +114,8 @@ def replay(settings: Settings, spark: Any, start: str = "earliest", end: str = "
         for index, (lo, hi) in enumerate(chunks):
             t0 = time.perf_counter()
             df = read_chunk(spark, settings, topic, lo, hi, from_ms, to_ms)
-            with gc_paused():  # dropping the events before the collector resumes
+            with gc_paused():  # the writer drops the events before the collector resumes
                 result = land(settings, conns, stats.query_name, index, df)
-                result.landed = []
             seconds = time.perf_counter() - t0
             stats.chunks += 1
             stats.rows += result.rows_read

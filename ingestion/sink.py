@@ -1,4 +1,6 @@
-"""Exactly-once landing of one micro-batch into PostgreSQL (used by the stream and the replay).
+"""Exactly-once landing of one micro-batch into PostgreSQL, the driver writer
+(`ECOM_SINK_WRITER=driver`, the default; `ingestion.staging` is the executors writer, which
+keeps the same steps in SQL). Used by the stream and the replay through `ingestion.writer`.
 
 Why driver-side COPY inside one transaction (and not JDBC from the executors): exactly-once
 needs the rows AND the ledger row `ops.ingest_batches (query_name, batch_id)` to commit
@@ -266,7 +268,7 @@ class _Lander:
         if self.ledger is not None:
             if valid or rejects:
                 raise ledger_conflict(result.query_name, result.batch_id, self.ledger[0],
-                                       len(valid) + len(rejects))
+                                      len(valid) + len(rejects))
             return [], []
         return self._drop_landed_ids(valid, rejects), rejects
 
