@@ -2,7 +2,7 @@
 
 The executors validate and COPY their records into a staging table of the batch
 (`ingest_staging."<query>-<batch>"`, unlogged, created from migration 0060's template;
-`ingestion.stage_tasks`), so the driver never receives a row. The driver holds ONE
+`ingestion.stage_tasks`), so the driver parses no record. The driver holds ONE
 PostgreSQL transaction (as `ingestion.sink` does) and, as each task's summary arrives,
 moves that task's rows into the raw tables with set-based SQL:
 
@@ -14,9 +14,10 @@ moves that task's rows into the raw tables with set-based SQL:
 3. `INSERT INTO raw.raw_events ... SELECT` the task's valid rows `ON CONFLICT DO NOTHING`
    (the primary key on event_id and the unique Kafka coordinates): within the transaction
    every earlier task's rows count too, so an event id is inserted once. The rows that did
-   not go in are few, and classified in one query: same coordinates and event in raw =
-   settled (a replay); same coordinates, another event = offsets re-used (stop); otherwise
-   a re-sent event id -> a `duplicate_event_id` dead letter. Where the batch's offset
+   not go in are few (found by grouping staged and returned coordinates), and classified by
+   index look-ups: same coordinates and event in raw = settled (a replay); same
+   coordinates, another event = offsets re-used (stop); otherwise a re-sent event id -> a
+   `duplicate_event_id` dead letter. Where the batch's offset
    ranges already hold dead letters (a replay), rows at those coordinates are left out.
 4. The executor's dead letters into `raw.rejected_events` (`ON CONFLICT DO NOTHING`: a
    replayed one is settled if its size matches, else offsets were re-used).
@@ -28,8 +29,8 @@ After the commit the driver publishes what is left in the staging table to
 writer does, so a crash leaves the same at-least-once window between commit and publish;
 a Spark job publishing from the executors took seconds more, a window in which a kill left
 half a batch published and the rest late for the realtime windows' watermark), then the
-table is dropped. A batch re-run after a crash stages again
-(each task replaces its rows) and finds its ledger row. Tables left by a killed driver are
+table is dropped. A batch re-run after a crash stages again (each task replaces its rows)
+and finds its ledger row. Tables left by a killed driver are
 dropped by the next batch of any writer: each in-use table holds a session advisory lock.
 
 Cost on one machine: PostgreSQL parses each row twice (the staging COPY, in parallel on
