@@ -120,6 +120,7 @@ def ingest_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
     drain, copy, lat = data.get("drain", {}), data.get("raw_copy", {}), data.get("latency", {})
     drain_target = constant("ingest.py", "DRAIN_TARGET")
     p95_target = constant("ingest.py", "P95_TARGET")
+    ratio_target = constant("ingest.py", "RATIO_TARGET")
     rate = drain.get("events_per_s")
     rows = [
         Row("ingest", f"backlog drain into raw, events/s ({_num(drain.get('messages'))} "
@@ -127,7 +128,9 @@ def ingest_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
             f">= {drain_target:,}",
             _verdict(None if rate is None else rate >= drain_target)),
         Row("ingest", "bare COPY of the same rows, rows/s", _num(copy.get("rows_per_s"))),
-        Row("ingest", "ratio drain / COPY", _num(data.get("drain_over_copy"), 2)),
+        Row("ingest", "ratio drain / COPY", _num(data.get("drain_over_copy"), 2),
+            f">= {ratio_target}", _verdict(None if data.get("drain_over_copy") is None
+                                           else data["drain_over_copy"] >= ratio_target)),
     ]
     if "two_core_ceiling_events_per_s" in drain:
         rows.append(Row("ingest", "CPU-bound ceiling on 2 idle cores, events/s",
