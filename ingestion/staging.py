@@ -40,10 +40,12 @@ text or JSON); `docs/scaling.md` has the measured comparison with the driver wri
 
 from __future__ import annotations
 
+import contextlib
 import time
 from functools import partial
 from typing import Any
 
+import psycopg2
 import pyarrow as pa
 
 from ecom.config import Settings
@@ -386,7 +388,9 @@ def land_staged(settings: Settings, conn: Any, check_conn: Any, query_name: str,
             result.published = publish_staged(conn, table, publisher)
             result.timings["publish"] = time.perf_counter() - t0
     finally:
-        with check_conn.cursor() as cur:
+        # if PostgreSQL went away, its error is the one to report; the next batch drops
+        # the table (nobody holds its lock any more)
+        with contextlib.suppress(psycopg2.Error), check_conn.cursor() as cur:
             cur.execute(f"drop table if exists {qualified(table)}")
             cur.execute("select pg_advisory_unlock(hashtext(%s))", (lock,))
     result.seconds = time.perf_counter() - started
