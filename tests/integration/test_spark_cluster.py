@@ -21,6 +21,8 @@ printed even when it passes.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -108,11 +110,13 @@ def test_ingestion_on_a_cluster_lands_exactly_once_even_when_a_worker_dies(
         busy = cluster.busy_workers(spark_cluster)
         assert busy, "no worker runs an executor of the stream"
         victim = busy[0]
+        assert proc.poll() is None, "the stream finished before the kill"
         pid = cluster.kill_worker(spark_cluster, victim)
         proc.wait(timeout=600)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        if proc.poll() is None:  # the driver's whole group: its JVM too
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
     assert proc.returncode == 0, log.read_text()[-3000:]
     both = Expected.of([first, second])
     assert before < len(both.event_ids), "the stream finished before the kill"
