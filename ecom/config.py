@@ -157,6 +157,19 @@ class Settings(BaseSettings):
     # archive_timeout: the longest committed data waits for its WAL to be archived (RPO)
     backup_wal_timeout_seconds: int = Field(30, ge=1, le=3600)
 
+    # ---- Spark cluster and sink (issue #20)
+    # who writes a micro-batch's rows: the driver (COPY straight into raw) or the executors
+    # (COPY into a staging table; the driver's transaction moves the batch). See docs/scaling.md
+    sink_writer: Literal["driver", "executors"] = "driver"
+    # `ecom spark up`: a standalone cluster on this machine, from the installed pyspark
+    spark_workers: int = Field(2, ge=1)
+    spark_worker_cores: int = Field(1, ge=1)
+    spark_worker_memory: str = "1g"
+    spark_master_port: int = Field(7077, ge=1, le=65535)
+    spark_master_ui_port: int = Field(8081, ge=1, le=65535)
+    # memory of each executor (on a cluster; local mode runs them in the driver's JVM)
+    spark_executor_memory: str = "1g"
+
     verbose: bool = False
 
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -28,6 +29,32 @@ def connect(
         raise UserError(_explain(settings, role, str(exc))) from exc
     conn.autocommit = autocommit
     return conn
+
+
+#: psycopg2's words for a server that is not (yet) accepting connections: worth a retry,
+#: unlike a refused login or a missing database
+_NOT_READY = ("Connection refused", "the database system is starting up",
+              "the database system is shutting down", "could not connect to server",
+              "timeout expired", "Name or service not known", "No route to host",
+              "server closed the connection unexpectedly")
+
+
+def connect_waiting(settings: Settings, role: Role = "admin", *, wait_s: float,
+                    **kwargs: object) -> psycopg2.extensions.connection:
+    """`connect`, retrying for up to `wait_s` seconds (backoff 0.5 s doubling to 5 s) while
+    the server is not accepting connections yet (a container that just started); any
+    other failure, or the last one, raises as `connect` does."""
+    deadline = time.monotonic() + wait_s
+    pause = 0.5
+    while True:
+        try:
+            return connect(settings, role, **kwargs)  # type: ignore[arg-type]
+        except UserError as exc:
+            cause = str(exc.__cause__ or "")
+            if time.monotonic() + pause > deadline or not any(w in cause for w in _NOT_READY):
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 5.0)
 
 
 @contextmanager

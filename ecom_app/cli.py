@@ -23,6 +23,7 @@ from ecom_app.warehouse_cli import add_commands as add_warehouse_security_comman
 from expectations.cli import app as quality_app
 from ingestion.cli import app as ingest_app
 from operations.cli import add_backup_commands, archive_app, maintenance_app
+from ingestion.cluster_cli import app as spark_app
 from simulator.cli import app as simulate_app
 
 console = Console()
@@ -50,6 +51,7 @@ app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(maintenance_app, name="maintenance")
 app.add_typer(archive_app, name="archive")
 add_backup_commands(warehouse_app)
+app.add_typer(spark_app, name="spark")
 
 _state: dict[str, bool] = {"verbose": False}
 
@@ -110,9 +112,13 @@ def kafka_init() -> None:
 
 
 @warehouse_app.command("migrate")
-def warehouse_migrate() -> None:
+def warehouse_migrate(
+    wait: float = typer.Option(
+        0, "--wait", help="Seconds to keep retrying the first connection while PostgreSQL "
+                          "is still starting (a container that just came up)."),
+) -> None:
     """Apply pending landing-schema migrations and set role passwords (idempotent)."""
-    applied = migrate(settings())
+    applied = migrate(settings(), wait_s=wait)
     console.print(f"applied: {', '.join(applied) if applied else 'nothing pending'}")
 
 

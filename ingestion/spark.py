@@ -24,6 +24,8 @@ from ingestion.native import jvm_login_options
 
 #: Shuffle partitions: the only shuffle is the 5-minute window aggregation on small keys.
 SHUFFLE_PARTITIONS = 2
+#: masters whose executors run on this machine, where the class archive is
+LOCAL_STANDALONE = ("spark://127.0.0.1:", "spark://localhost:")
 
 
 def java_options(settings: Settings, record_to: Path | None = None) -> tuple[str, Path | None]:
@@ -37,6 +39,18 @@ def java_options(settings: Settings, record_to: Path | None = None) -> tuple[str
     elif archive:
         options += jvm_archive.use_options(archive)
     return " ".join(options), archive
+
+
+def executor_java_options(settings: Settings) -> str:
+    """The executors' JVM options: UTC and ECOM_SPARK_JAVA_OPTIONS, like the driver's; on a
+    standalone master on this machine (`ecom spark up`) also the class archive, which
+    their JVMs can map as the driver's does (in local mode they run inside the driver)."""
+    options = ["-Duser.timezone=UTC", *jvm_login_options(settings),
+               *shlex.split(settings.spark_java_options)]
+    archive = jvm_archive.usable(settings)
+    if archive and settings.spark_master.startswith(LOCAL_STANDALONE):
+        options += jvm_archive.use_options(archive)
+    return " ".join(options)
 
 
 def build_session(settings: Settings, app_name: str = "ecom-ingest", *, ui: bool = False,
@@ -79,17 +93,17 @@ def _builder(settings: Settings, app_name: str, ui: bool, driver_java_options: s
 
     from ingestion.native import spark_packages
 
-    executor_java = " ".join(["-Duser.timezone=UTC", *jvm_login_options(settings)])
     builder = (
         SparkSession.builder.appName(app_name)
         .master(settings.spark_master)
         .config("spark.driver.memory", settings.spark_driver_memory)
+        .config("spark.executor.memory", settings.spark_executor_memory)
         .config("spark.sql.shuffle.partitions", str(SHUFFLE_PARTITIONS))
         .config("spark.default.parallelism", str(SHUFFLE_PARTITIONS))
         .config("spark.ui.enabled", "true" if ui else "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.executor.extraJavaOptions", executor_java)
+        .config("spark.executor.extraJavaOptions", executor_java_options(settings))
         .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.python.worker.reuse", "true")

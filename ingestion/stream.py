@@ -1,7 +1,8 @@
 """`ecom ingest stream`: two Spark Structured Streaming queries in one driver.
 
 1. `events`: topic `ecommerce-events` -> `foreachBatch`: validate, land exactly once in
-   PostgreSQL (`ingestion.sink`), then publish the landed events to `processed-events`.
+   PostgreSQL and publish the landed events to `processed-events` (`ingestion.writer`:
+   the driver or the executors write, `ECOM_SINK_WRITER`).
 2. `windows`: topic `processed-events` -> watermark + 5-minute windows (update mode) ->
    `foreachBatch`: recompute the touched windows in `raw.realtime_metrics`
    (`ingestion.windows`).
@@ -44,15 +45,14 @@ from ingestion.checkpoint import (
     reset_checkpoint,
     stream_paths,
 )
-from ingestion.collect import arrow_batches
 from ingestion.epochs import start_epoch
 from ingestion.kafka_client import settings_client
 from ingestion.kafka_source import FORMAT, check_not_ahead, source_options
 from ingestion.progress import batch_line, lag, progress_offsets
 from ingestion.publish import Publisher
-from ingestion.records import KafkaRecords
-from ingestion.sink import BatchResult, gc_paused, land_batch
+from ingestion.sink import BatchResult, gc_paused
 from ingestion.windows import upsert_windows, window_stream
+from ingestion.writer import Connections, land
 
 RESET_HINT = "`ecom ingest stream --reset-checkpoint` (re-reads the topic from its start)."
 
@@ -170,17 +170,9 @@ class IngestJob:
         self._stopping = threading.Event()
         self._pause_file = self.paths.root / f"pause-{uuid.uuid4().hex[:8]}"
         self._failure: BaseException | None = None
-        self._conns: dict[str, Any] = {}
+        self.conns = Connections(settings)
         self.queries: dict[str, Any] = {}
         self._listener: Any = None
-
-    # ---- database connections (one per role of use, reopened if broken) ----------------
-    def _conn(self, name: str, autocommit: bool = False) -> Any:
-        conn = self._conns.get(name)
-        if conn is None or conn.closed:
-            conn = connect(self.settings, "loader", autocommit=autocommit)
-            self._conns[name] = conn
-        return conn
 
     # ---- foreachBatch callbacks --------------------------------------------------------
     def land(self, df: Any, batch_id: int) -> None:
@@ -190,14 +182,8 @@ class IngestJob:
             # one pause for the whole batch, its objects dropped before the collector
             # resumes: its first pass then finds little to walk (see ingestion.sink)
             with gc_paused():
-                chunks = (KafkaRecords.from_arrow(b) for b in arrow_batches(df) if b.num_rows)
-                result = land_batch(self._conn("tx"), self._conn("check", autocommit=True),
-                                    self.query_name, batch_id, chunks)
-                if self.publisher is not None and result.landed:
-                    t0 = time.perf_counter()
-                    self.publisher.publish(result.landed)
-                    result.timings["publish"] = time.perf_counter() - t0
-                result.landed = []  # free memory; counts stay
+                result = land(self.settings, self.conns, self.query_name, batch_id, df,
+                              self.publisher)
         except CONNECTION_ERRORS as exc:
             self._failure = connection_lost(exc, f"events batch {batch_id}")
             raise self._failure from exc
@@ -222,7 +208,7 @@ class IngestJob:
             keys = list(zip(table.column("window_start").to_pylist(),
                             table.column("event_type").to_pylist(),
                             table.column("category").to_pylist(), strict=True))
-            updated = upsert_windows(self._conn("windows"), keys)
+            updated = upsert_windows(self.conns.get("windows"), keys)
         except CONNECTION_ERRORS as exc:
             self._failure = connection_lost(exc, f"windows batch {batch_id}")
             raise self._failure from exc
@@ -394,10 +380,7 @@ class IngestJob:
             self._listener = None
         if self.publisher is not None:
             self.publisher.close()
-        for conn in self._conns.values():
-            if not conn.closed:
-                conn.close()
-        self._conns.clear()
+        self.conns.close()
 
 
 def run_stream(settings: Settings, *, available_now: bool = False, reset: bool = False,

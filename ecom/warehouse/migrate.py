@@ -18,7 +18,7 @@ from psycopg2 import sql
 from psycopg2.extensions import encrypt_password
 
 from ecom.config import Settings
-from ecom.db import connect
+from ecom.db import connect_waiting
 from ecom.errors import UserError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -55,9 +55,11 @@ def render(text: str, settings: Settings, conn: object) -> str:
     return text
 
 
-def migrate(settings: Settings) -> list[str]:
-    """Apply pending migrations and set role passwords. Returns the versions applied now."""
-    conn = connect(settings, "admin")
+def migrate(settings: Settings, wait_s: float = 0.0) -> list[str]:
+    """Apply pending migrations and set role passwords. Returns the versions applied now.
+
+    `wait_s`: retry the first connection that long while the server is still starting."""
+    conn = connect_waiting(settings, "admin", wait_s=wait_s)
     applied_now: list[str] = []
     try:
         with conn, conn.cursor() as cur:
