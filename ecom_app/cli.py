@@ -22,8 +22,8 @@ from ecom_app.local_airflow.cli import airflow_app, pipeline_app
 from ecom_app.warehouse_cli import add_commands as add_warehouse_security_commands
 from expectations.cli import app as quality_app
 from ingestion.cli import app as ingest_app
-from operations.cli import add_backup_commands, archive_app, maintenance_app
 from ingestion.cluster_cli import app as spark_app
+from operations.cli import add_backup_commands, archive_app, maintenance_app
 from simulator.cli import app as simulate_app
 
 console = Console()
