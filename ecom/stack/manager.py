@@ -30,6 +30,9 @@ def up(settings: Settings) -> tuple[Settings, StackStatus]:
         started = postgres.start(settings)
         notes.append("postgres started" if started else "postgres already running")
         postgres.ensure_database(settings)
+        if missing := postgres.missing_preload_libraries(settings):
+            notes.append(f"postgres has not loaded {', '.join(missing)} (it started before "
+                         "they were configured): `ecom stack down && ecom stack up` loads them")
     applied = migrate(settings)
     notes.append(f"migrations applied: {', '.join(applied) or 'none pending'}")
     if settings.kafka_mode == "embedded":

@@ -24,6 +24,12 @@ from ecom.config import Settings
 from ecom.errors import UserError
 from ecom.ports import port_answers, port_is_free
 
+#: Libraries the server loads at start (a list, so each feature appends its own). A change
+#: takes effect when the cluster restarts: `ecom stack up` names what a running one lacks.
+SHARED_PRELOAD_LIBRARIES: list[str] = [
+    "pg_stat_statements",  # per-statement statistics: ops.top_statements, `ecom metrics serve`
+]
+
 SERVER_SETTINGS = """
 # --- ecom embedded cluster ---
 listen_addresses = '127.0.0.1'
@@ -50,6 +56,10 @@ max_connections = 200
 log_min_messages = warning
 log_min_error_statement = error
 timezone = 'UTC'
+""" + f"shared_preload_libraries = '{','.join(SHARED_PRELOAD_LIBRARIES)}'\n" + """\
+# pg_stat_statements: statements normalised (constants out), kept per query id
+pg_stat_statements.max = 5000
+pg_stat_statements.track = top
 """
 
 HBA = """# ecom embedded cluster: TCP on loopback only, passwords required
@@ -272,6 +282,19 @@ def ensure_database(settings: Settings) -> None:
                     sql.Identifier(settings.pg_database)))
     finally:
         conn.close()
+
+
+def missing_preload_libraries(settings: Settings) -> list[str]:
+    """SHARED_PRELOAD_LIBRARIES the running server has not loaded (it started before they
+    were added to the settings: a restart loads them)."""
+    conn = psycopg2.connect(settings.dsn("admin", "postgres"), connect_timeout=5)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select setting from pg_settings where name = 'shared_preload_libraries'")
+            loaded = {lib.strip() for lib in cur.fetchone()[0].split(",")}
+    finally:
+        conn.close()
+    return [lib for lib in SHARED_PRELOAD_LIBRARIES if lib not in loaded]
 
 
 def _tail(path: Path, lines: int = 3) -> str:
