@@ -19,6 +19,7 @@ from ecom.stack.manager import StackStatus, down, status_of, up
 from ecom.warehouse.migrate import migrate
 from ecom_app.demo import DemoPlan, run_demo
 from ecom_app.local_airflow.cli import airflow_app, pipeline_app
+from ecom_app.metrics.cli import metrics_app
 from expectations.cli import app as quality_app
 from ingestion.cli import app as ingest_app
 from simulator.cli import app as simulate_app
@@ -43,6 +44,7 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(quality_app, name="quality")
 app.add_typer(airflow_app, name="airflow")
 app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(metrics_app, name="metrics")
 
 _state: dict[str, bool] = {"verbose": False}
 

@@ -57,9 +57,11 @@ log_min_messages = warning
 log_min_error_statement = error
 timezone = 'UTC'
 """ + f"shared_preload_libraries = '{','.join(SHARED_PRELOAD_LIBRARIES)}'\n" + """\
-# pg_stat_statements: statements normalised (constants out), kept per query id
+# pg_stat_statements: statements normalised (constants out), kept per query id. Not utility
+# commands: they keep their literals, and `alter role ... password '...'` is one of them
 pg_stat_statements.max = 5000
 pg_stat_statements.track = top
+pg_stat_statements.track_utility = off
 """
 
 HBA = """# ecom embedded cluster: TCP on loopback only, passwords required

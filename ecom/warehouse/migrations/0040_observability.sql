@@ -35,6 +35,8 @@ $$;
 -- The statements of this database that took the most execution time, with their share of
 -- the total: `select * from ops.top_statements limit 10`. The texts are shown to roles with
 -- pg_read_all_stats (monitor, the admin); other roles see "<insufficient privilege>".
+-- Utility commands keep their literals (the server is told not to track them:
+-- pg_stat_statements.track_utility = off); any text naming a password is left out too.
 do $$
 begin
     if exists (select from pg_extension where extname = 'pg_stat_statements') then
@@ -57,6 +59,7 @@ begin
             inner join pg_database as d
                 on d.oid = s.dbid and d.datname = current_database()
             left join pg_roles as r on r.oid = s.userid
+            where s.query !~* 'password'
             order by s.total_exec_time desc
         $view$;
     end if;
