@@ -87,7 +87,7 @@ def _escape(text: str) -> str:
 
 def _link(label: str, target: str) -> str:
     if target.startswith(("http://", "https://")):
-        return f"<{target}|{_escape(label)}>"
+        return f"<{_escape(target)}|{_escape(label)}>"
     return f"{_escape(label)}: `{_escape(target)}`"
 
 
