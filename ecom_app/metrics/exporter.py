@@ -36,7 +36,7 @@ from ecom.kafka_admin import describe
 
 log = logging.getLogger(__name__)
 
-GATE_DAYS = 7  # gate results of the last GATE_DAYS logical days (bounded label values)
+GATE_DAYS = 7  # gates run in the last GATE_DAYS days, by layer and logical day (bounded)
 TOP_STATEMENTS = 10
 REJECT_WINDOWS = {"1h": "1 hour", "24h": "24 hours"}
 STATES = ("success", "failed", "running")
@@ -47,7 +47,7 @@ QUERIES: dict[str, str] = {
             select run_id, layer, logical_date, min(run_started_at) as started_at,
                    count(*) as expectations, count(*) filter (where not success) as failed
               from ops.data_quality_logs
-             where logical_date >= current_date - {GATE_DAYS}
+             where run_started_at >= now() - interval '{GATE_DAYS} days'
              group by run_id, layer, logical_date
         )
         select distinct on (layer, logical_date)
@@ -178,7 +178,7 @@ def warehouse_families(r: Readings, settings: Settings, now: float) -> list[Metr
 def _gate_families(rows: list[tuple[Any, ...]] | None) -> list[Metric]:
     success = _gauge("ecom_quality_gate_success",
                      f"1 if the latest run of the layer's gate for the logical day passed "
-                     f"(the last {GATE_DAYS} days)", ["layer", "logical_date"])
+                     f"(gates run in the last {GATE_DAYS} days)", ["layer", "logical_date"])
     failed = _gauge("ecom_quality_gate_failed_expectations",
                     "Failed expectations of that run", ["layer", "logical_date"])
     last = _gauge("ecom_quality_gate_last_run_timestamp_seconds",

@@ -95,8 +95,8 @@ select
 
 -- the exporter's windows over the ledger and the quality results
 create index if not exists ingest_batches_committed_at_idx on ops.ingest_batches (committed_at);
-create index if not exists data_quality_logs_day_idx
-    on ops.data_quality_logs (logical_date, layer);
+create index if not exists data_quality_logs_run_started_at_idx
+    on ops.data_quality_logs (run_started_at);
 
 -- ---- webhook notifications: one per failure and day ------------------------------------
 -- `dedupe_key` names what failed and for which day (e.g. `quality_gate|raw|2026-03-01`): a
