@@ -9,7 +9,8 @@ project posts to ECOM_ALERT_WEBHOOK_URL:
   failed expectations with their counts, the day and where to look; `ecom metrics serve`
   then shows the failure to Prometheus;
 - through Airflow (`airflow dags test`, as `ecom pipeline run` drives it): a task failing
-  for good after its retries, and a failing gate, each one message with the Airflow log.
+  for good after its retries, and a failing gate, each one message with the Airflow log;
+- the real scheduler (`ecom airflow up`): a run not finished by the DAG's deadline.
 
 Own stack: these tests land deliberately corrupted rows that others must not see.
 """
@@ -42,6 +43,7 @@ pytestmark = pytest.mark.integration
 GATE_DAY = date(2024, 5, 14)  # corrupted raw rows, gate run from the CLI
 TASK_DAY = date(2024, 5, 15)  # the DAG's extract fails (its topic does not exist)
 DAG_GATE_DAY = date(2024, 5, 16)  # the DAG's raw gate fails (corrupted rows)
+DEADLINE_DAY = date(2024, 5, 17)  # a run of the paused DAG misses its deadline
 
 
 class Receiver:
@@ -55,7 +57,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if receiver.fail_next:
                     receiver.fail_next -= 1
@@ -249,3 +251,46 @@ def test_a_gate_failing_in_the_dag_sends_one_message_with_its_airflow_log(
     assert "/tasks/gate_raw" in where and "|Airflow task log>" in where
     assert "ops.data_quality_logs where run_id = 'raw-2024-05-16-" in where
     assert ledger(settings, f"quality_gate|raw|{DAG_GATE_DAY}")[:3] == ("sent", 1, 1)
+
+
+def _api(url: str, token: str | None, path: str, body: dict[str, Any] | None = None,
+         method: str = "GET") -> Any:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(f"{url}{path}", method=method, headers=headers,
+                                     data=None if body is None else json.dumps(body).encode())
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.slow
+def test_a_run_not_finished_by_its_deadline_sends_one_message(
+        notify_stack: Settings, receiver: Receiver) -> None:
+    """The real scheduler: the DAG's DeadlineAlert (here 3 s after the run is queued) on a
+    run that stays queued (the DAG is paused) calls `deadline_missed` on the executor."""
+    settings = notify_stack.replace(alert_webhook_url=receiver.url, airflow_port=free_port(),
+                                    pipeline_deadline_minutes=0.05)
+    up_run = run_ecom(settings, "airflow", "up", timeout=600)
+    try:
+        url = f"http://127.0.0.1:{settings.airflow_port}"
+        login = next(ln for ln in up_run.stdout.splitlines() if ln.startswith("login:"))
+        user, password = (p.strip() for p in login.removeprefix("login:").split("/", 1))
+        token = _api(url, None, "/auth/token", {"username": user, "password": password},
+                     "POST")["access_token"]
+        run = _api(url, token, "/api/v2/dags/ecommerce_analytics_pipeline/dagRuns",
+                   {"logical_date": f"{DEADLINE_DAY.isoformat()}T02:00:00Z"}, "POST")
+        deadline = time.monotonic() + 300
+        while not receiver.messages and time.monotonic() < deadline:
+            time.sleep(1)
+    finally:
+        run_ecom(settings, "airflow", "down", timeout=120)
+    [message] = receiver.messages
+    title = message["blocks"][0]["text"]["text"]
+    assert title.startswith("Daily pipeline ecommerce_analytics_pipeline NOT FINISHED by its "
+                            f"deadline for {DEADLINE_DAY}: still queued 0.05 min after")
+    where = message["blocks"][-1]["elements"][0]["text"]
+    assert f"<{url}/dags/ecommerce_analytics_pipeline/runs/{run['dag_run_id']}|Airflow run>" \
+        in where
+    key = f"deadline_missed|ecommerce_analytics_pipeline|{DEADLINE_DAY}"
+    assert ledger(settings, key)[:3] == ("sent", 1, 1)
