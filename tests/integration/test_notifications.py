@@ -7,7 +7,7 @@ project posts to ECOM_ALERT_WEBHOOK_URL:
   down the message still goes out;
 - a failing gate run twice from the CLI (`ecom quality check`): one message, naming the
   failed expectations with their counts, the day and where to look; `ecom metrics serve`
-  then shows the failure to Prometheus;
+  then shows the failure, and Prometheus (`ecom metrics prometheus`) fires its alert;
 - through Airflow (`airflow dags test`, as `ecom pipeline run` drives it): a task failing
   for good after its retries, and a failing gate, each one message with the Airflow log;
 - the real scheduler (`ecom airflow up`): a run not finished by the DAG's deadline.
@@ -201,6 +201,34 @@ def test_a_failing_gate_sends_one_message_and_the_exporter_shows_it(
     assert any(n == "ecom_pg_top_statement_exec_seconds" for n, _ in samples)
     assert not any("password" in str(labels).lower() for _, labels in samples)
     assert "warehouse exporter: http://127.0.0.1:" in output and "monitor" in output
+
+    # Debian's Prometheus with the project's rules, scraping the exporter: the alert fires
+    local = settings.replace(prometheus_port=free_port(), exporter_port=free_port())
+    prometheus = subprocess.Popen([*ECOM, "metrics", "prometheus", "--interval", "1"],
+                                  cwd=REPO_ROOT, env=local.subprocess_env(),
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    firing: list[dict[str, Any]] = []
+    try:
+        deadline = time.monotonic() + 90
+        while not firing and time.monotonic() < deadline:
+            assert prometheus.poll() is None, prometheus.communicate()[0]
+            time.sleep(1)
+            try:
+                alerts = json.loads(urllib.request.urlopen(
+                    f"http://127.0.0.1:{local.prometheus_port}/api/v1/alerts", timeout=10
+                ).read())["data"]["alerts"]
+            except OSError:
+                continue
+            firing = [a for a in alerts if a["labels"]["alertname"] == "QualityGateFailed"
+                      and a["state"] == "firing"]
+    finally:
+        prometheus.terminate()
+        prometheus.communicate(timeout=60)
+    assert prometheus.returncode == 0
+    assert [(a["labels"]["layer"], a["labels"]["logical_date"]) for a in firing] == [
+        ("raw", GATE_DAY.isoformat())]
+    assert firing[0]["annotations"]["summary"] == (
+        f"The raw quality gate failed for {GATE_DAY}")
 
 
 # ---- through Airflow -------------------------------------------------------------------------
