@@ -143,6 +143,53 @@ def test_with_the_warehouse_down_the_message_still_goes_out(notify_stack: Settin
     assert len(receiver.about("PostgreSQL is down")) == 1
 
 
+# ---- the monitor role -----------------------------------------------------------------------
+def _refused(settings: Settings, role: str, statement: str) -> str | None:
+    """SQLSTATE if `role` may not run the statement, None if it may."""
+    import psycopg2
+
+    conn = connect(settings, role)  # type: ignore[arg-type]
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+        return None
+    except psycopg2.Error as exc:
+        return exc.pgcode
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+def test_the_monitor_role_reads_ops_and_statistics_and_nothing_else(
+        notify_stack: Settings) -> None:
+    denied, read_only = "42501", "25006"
+    with connect(notify_stack, "transformer") as conn, conn.cursor() as cur:
+        cur.execute("create table if not exists analytics.monitor_probe (x int)")
+    for allowed in ("select count(*) from ops.ingest_batches",
+                    "select * from ops.source_freshness",
+                    "select * from ops.notifications",
+                    "select count(*) from pg_stat_activity"):
+        assert _refused(notify_stack, "monitor", allowed) is None, allowed
+    assert _refused(notify_stack, "monitor", "select count(*) from raw.raw_events") == denied
+    assert _refused(notify_stack, "monitor",
+                    "select count(*) from analytics.monitor_probe") == denied
+    assert _refused(notify_stack, "monitor", "create table ops.m (x int)") == read_only
+    assert _refused(notify_stack, "monitor", "delete from ops.notifications") == read_only
+    # other roles' statement texts: the monitor reads them (pg_read_all_stats), the loader not
+    with connect(notify_stack, "loader") as conn, conn.cursor() as cur:
+        cur.execute("select count(*) from ops.ingest_epochs where kafka_epoch >= 0")
+    with connect(notify_stack, "monitor") as conn, conn.cursor() as cur:
+        cur.execute("select role_name, query from ops.top_statements "
+                    "where query like '%%ops.ingest_epochs where kafka_epoch%%'")
+        assert ("loader", "select count(*) from ops.ingest_epochs where kafka_epoch >= $1") \
+            in cur.fetchall()
+        cur.execute("select count(*) from ops.top_statements where query ~* 'password'")
+        assert cur.fetchone()[0] == 0
+    with connect(notify_stack, "loader") as conn, conn.cursor() as cur:
+        cur.execute("select distinct query from ops.top_statements where role_name = 'monitor'")
+        assert cur.fetchall() == [("<insufficient privilege>",)]
+
+
 # ---- a failing gate from the CLI, and the exporter -----------------------------------------
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     with urllib.request.urlopen(url, timeout=30) as response:
