@@ -7,6 +7,7 @@ Runs, each in its own process (its output streams through and is kept in bench/o
   dbt_build.py  dbt full build vs incremental run of one new day
   dag_parse.py  DAG parse time (Cosmos from the dbt manifest) vs rendering with dbt ls
   quality.py    Great Expectations raw checkpoint over a day of events
+  security.py   what TLS and the audit trail cost COPY and single-row INSERTs (ratios)
 and writes the figures, their targets and the machine description (cores, memory, CPU,
 Python, Java, PostgreSQL, load average) to bench/RESULTS.md.
 
@@ -59,6 +60,8 @@ BENCHMARKS = (
     Benchmark("dbt_build", "dbt_build.py", (), ("--days", "3", "--events-per-day", "5000")),
     Benchmark("dag_parse", "dag_parse.py", (), ("--runs", "1"), json_output=False),
     Benchmark("quality", "quality.py", (), ("--rows", "50000", "--history", "1")),
+    Benchmark("security", "security.py", (),
+              ("--events-per-day", "20000", "--inserts", "2000", "--rounds", "2")),
 )
 
 
@@ -215,9 +218,25 @@ def quality_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
     return rows
 
 
+def security_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
+    target = constant("security.py", "TARGET_RATIO")
+    copy = data.get("copy_tls_audit_over_plain_none")
+    return [
+        Row("security", f"COPY of {_num(data.get('rows'))} raw rows with TLS + audit, rows/s",
+            _num(data.get("tls_audit", {}).get("copy_rows_per_s"))),
+        Row("security", "COPY: TLS + audit / neither", _num(copy, 3), f">= {target}",
+            _verdict(None if copy is None else copy >= target)),
+        Row("security", "single-row INSERTs: TLS + audit / neither",
+            _num(data.get("insert_tls_audit_over_plain_none"), 3)),
+        Row("security", "single-row INSERTs: audit only / neither",
+            _num(data.get("insert_plain_audit_over_plain_none"), 3)),
+    ]
+
+
 ROWS: dict[str, Callable[[dict[str, Any], str], list[Row]]] = {
     "simulate": simulate_rows, "ingest": ingest_rows, "dbt_build": dbt_rows,
     "dag_parse": dag_rows, "quality": quality_rows,
+    "security": security_rows,
 }
 
 

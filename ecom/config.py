@@ -75,8 +75,9 @@ class Settings(BaseSettings):
     pg_transformer_password: SecretStr = SecretStr("")
     pg_reader_user: str = "reader"
     pg_reader_password: SecretStr = SecretStr("")
-    pg_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca",
-                        "verify-full"] = "prefer"
+    # auto: verify-full against the embedded stack's own CA, prefer for an external server
+    pg_sslmode: Literal["auto", "disable", "allow", "prefer", "require", "verify-ca",
+                        "verify-full"] = "auto"
     # directory holding initdb/pg_ctl; empty = PATH, then /usr/lib/postgresql/<version>/bin
     pg_bin_dir: str = ""
 
@@ -113,6 +114,25 @@ class Settings(BaseSettings):
 
     # Airflow
     airflow_port: int = Field(18080, ge=1, le=65535)
+
+    # ---- security: TLS to PostgreSQL, Kafka SASL/TLS (issue #19)
+    # CA file that signed the PostgreSQL server's certificate (libpq's sslrootcert); empty:
+    # the embedded stack's own CA (<data dir>/tls/ca.crt), or libpq's default when external
+    pg_sslrootcert: str = ""
+    # how every Kafka client of the project (producers, admin, Spark's sources) connects
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = \
+        "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    # PEM files: the CA that signed the brokers' certificates (empty: the system's CAs), and
+    # a client certificate and key for brokers that require mutual TLS
+    kafka_ssl_cafile: str = ""
+    kafka_ssl_certfile: str = ""
+    kafka_ssl_keyfile: str = ""
+    kafka_ssl_key_password: SecretStr = SecretStr("")
+    # verify that the broker's certificate names the host the client connected to
+    kafka_ssl_check_hostname: bool = True
 
     # ---- observability and alerting (issue #18)
     # monitor: read-only operator role of `ecom metrics serve` (ops, pg_monitor statistics)
@@ -186,10 +206,29 @@ class Settings(BaseSettings):
         if password := self.password(role):
             auth += ":" + quote(password, safe="")
         db = database or self.pg_database
+        tls = f"sslmode={self.sslmode}"
+        if self.sslrootcert:
+            tls += "&sslrootcert=" + quote(self.sslrootcert, safe="/")
         return (
             f"postgresql://{auth}@{self.pg_host}:{self.pg_port}/{db}"
-            f"?sslmode={self.pg_sslmode}&application_name=ecom"
+            f"?{tls}&application_name=ecom"
         )
+
+    @property
+    def sslmode(self) -> str:
+        """libpq's sslmode: `auto` is verify-full on the embedded stack (its own CA signed the
+        server's certificate), prefer on an external server (set it there: require or
+        verify-full)."""
+        if self.pg_sslmode != "auto":
+            return self.pg_sslmode
+        return "verify-full" if self.pg_mode == "embedded" else "prefer"
+
+    @property
+    def sslrootcert(self) -> str:
+        """The CA file clients verify PostgreSQL's certificate with ('' = libpq's default)."""
+        if self.pg_sslrootcert:
+            return self.pg_sslrootcert
+        return str(self.tls_dir / "ca.crt") if self.pg_mode == "embedded" else ""
 
     def redacted_dsn(self, role: Role = "admin") -> str:
         return f"postgresql://{self.user(role)}:***@{self.pg_host}:{self.pg_port}/{self.pg_database}"
@@ -235,6 +274,11 @@ class Settings(BaseSettings):
         return self.data_dir / "secrets.env"
 
     @property
+    def tls_dir(self) -> Path:
+        """The embedded stack's private CA and its PostgreSQL server certificate."""
+        return self.data_dir / "tls"
+
+    @property
     def dbt_project_dir(self) -> Path:
         return REPO_ROOT / "dbt_project"
 
@@ -247,8 +291,11 @@ class Settings(BaseSettings):
 
         `secrets=False` leaves the passwords out (for anything a person reads)."""
         out: dict[str, str] = {}
+        resolved = {"pg_sslmode": self.sslmode, "pg_sslrootcert": self.sslrootcert}
         for name, value in self:
-            if isinstance(value, SecretStr):
+            if name in resolved:  # what clients use (dbt's profile reads these)
+                value = resolved[name]
+            elif isinstance(value, SecretStr):
                 if not secrets:
                     continue
                 value = value.get_secret_value()

@@ -46,6 +46,8 @@ def connection(settings: Settings, role: Role = "admin", **kwargs: object) -> It
 def _explain(settings: Settings, role: str, error: str) -> str:
     where = settings.redacted_dsn(role)
     first = error.strip().splitlines()[0] if error.strip() else "unknown error"
+    if tls := _explain_tls(settings, where, error):
+        return tls
     if "password authentication failed" in error or "no password supplied" in error:
         return (
             f"PostgreSQL refused the {role} login at {where} ({first}). "
@@ -62,3 +64,38 @@ def _explain(settings: Settings, role: str, error: str) -> str:
         "Start the embedded stack with `ecom stack up`, or point ECOM_PG_HOST / ECOM_PG_PORT "
         "at a running server."
     )
+
+
+def _explain_tls(settings: Settings, where: str, error: str) -> str | None:
+    """One sentence for each way TLS to the warehouse fails, or None if it is not TLS."""
+    ca = settings.sslrootcert or "libpq's default (~/.postgresql/root.crt)"
+    if "no encryption" in error and "pg_hba.conf" in error:
+        return (
+            f"PostgreSQL at {where} accepts TLS connections only, and this one was plain TCP "
+            f"(ECOM_PG_SSLMODE={settings.sslmode}): set ECOM_PG_SSLMODE=verify-full (or unset "
+            "it for the embedded stack)."
+        )
+    if "certificate verify failed" in error:
+        return (
+            f"PostgreSQL's certificate at {where} is not signed by the CA in {ca}: point "
+            "ECOM_PG_SSLROOTCERT at the CA that signed the server's certificate (the embedded "
+            "stack's is <data dir>/tls/ca.crt)."
+        )
+    if "root certificate file" in error and "does not exist" in error:
+        return (
+            f"The CA file {ca} to verify PostgreSQL at {where} does not exist: run `ecom "
+            "stack up` (it creates the embedded stack's CA) or set ECOM_PG_SSLROOTCERT."
+        )
+    if "does not match host name" in error:
+        return (
+            f"PostgreSQL's certificate at {where} does not name the host "
+            f"{settings.pg_host}: connect by a name the certificate carries, or run `ecom "
+            "stack up` to re-issue the embedded stack's certificate for ECOM_PG_HOST."
+        )
+    if "server does not support SSL" in error:
+        return (
+            f"PostgreSQL at {where} does not offer TLS but ECOM_PG_SSLMODE={settings.sslmode} "
+            "requires it: enable ssl on the server, or set ECOM_PG_SSLMODE=prefer for a "
+            "server you trust on a private network."
+        )
+    return None

@@ -11,6 +11,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from ecom.config import Settings
 from ecom.errors import UserError
+from ecom.kafka_security import KafkaSecurity
 from ecom.ports import port_answers
 
 
@@ -40,6 +41,7 @@ def admin_client(settings: Settings, timeout_s: float = 5.0) -> KafkaAdminClient
             bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
             client_id="ecom-admin",
             request_timeout_ms=int(timeout_s * 1000),
+            **KafkaSecurity.of(settings).kafka_python(),
         )
     except (KafkaError, OSError) as exc:
         raise UserError(

@@ -20,6 +20,7 @@ from ecom.warehouse.migrate import migrate
 from ecom_app.demo import DemoPlan, run_demo
 from ecom_app.local_airflow.cli import airflow_app, pipeline_app
 from ecom_app.metrics.cli import metrics_app
+from ecom_app.warehouse_cli import add_commands as add_warehouse_security_commands
 from expectations.cli import app as quality_app
 from ingestion.cli import app as ingest_app
 from simulator.cli import app as simulate_app
@@ -39,6 +40,7 @@ warehouse_app = typer.Typer(help="Warehouse landing schema and roles.", no_args_
 app.add_typer(stack_app, name="stack")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(warehouse_app, name="warehouse")
+add_warehouse_security_commands(warehouse_app)
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(quality_app, name="quality")

@@ -187,10 +187,11 @@ def print_summary(settings: Settings, plan: DemoPlan, manifest_paths: list[Path]
                   " after `eval \"$(.venv/bin/ecom env --show-secrets)\"`")
     console.print("  GE Data Docs: `.venv/bin/ecom quality docs` prints the site's index.html")
     console.print("  Airflow UI: `.venv/bin/ecom airflow up` (prints URL and login)")
-    console.print("  Warehouse: `eval \"$(.venv/bin/ecom env --show-secrets)\"`, then psql as "
-                  "reader: "
-                  "psql \"postgresql://$ECOM_PG_READER_USER:$ECOM_PG_READER_PASSWORD@"
-                  "$ECOM_PG_HOST:$ECOM_PG_PORT/$ECOM_PG_DATABASE\"")
+    console.print("  Warehouse: `eval \"$(.venv/bin/ecom env --show-secrets)\"` then psql as "
+                  "reader (TLS, the stack's CA): PGPASSWORD=\"$ECOM_PG_READER_PASSWORD\" psql "
+                  "\"host=$ECOM_PG_HOST port=$ECOM_PG_PORT dbname=$ECOM_PG_DATABASE "
+                  "user=$ECOM_PG_READER_USER sslmode=$ECOM_PG_SSLMODE "
+                  "sslrootcert=$ECOM_PG_SSLROOTCERT\"", highlight=False, markup=False)
     if not all(r.ok for r in results):
         raise UserError("the demo finished with failed steps (see the table above).")
 

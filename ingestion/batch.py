@@ -23,8 +23,8 @@ from ecom.config import Settings
 from ecom.db import connect
 from ecom.errors import UserError
 from ingestion.collect import arrow_batches
-from ingestion.kafka_client import make_client
-from ingestion.kafka_source import FORMAT, split_ranges
+from ingestion.kafka_client import settings_client
+from ingestion.kafka_source import FORMAT, source_options, split_ranges
 from ingestion.records import KafkaRecords
 from ingestion.sink import gc_paused, land_batch
 
@@ -78,9 +78,8 @@ def read_chunk(spark: Any, settings: Settings, topic: str, start: dict[str, int]
         return df
     reader = (
         spark.read.format(FORMAT)
-        .option("bootstrap", settings.kafka_bootstrap_servers)
+        .options(**source_options(settings))
         .option("topic", topic)
-        .option("client", settings.kafka_client)
         .option("starting_offsets", json.dumps(start))
         .option("ending_offsets", json.dumps(end))
     )
@@ -99,7 +98,7 @@ def replay(settings: Settings, spark: Any, start: str = "earliest", end: str = "
     if from_ms is not None and to_ms is not None and from_ms >= to_ms:
         raise UserError(f"--from {start} is not before --to {end}.")
     topic = settings.topic_events
-    client = make_client(settings.kafka_bootstrap_servers, settings.kafka_client)
+    client = settings_client(settings)
     try:
         partitions = client.partitions(topic)
         starts = client.log_starts(topic, partitions)

@@ -29,7 +29,7 @@ from ecom.config import Settings
 from ecom.events import RejectReason
 from ecom.metrics_http import MetricsServer, serve_registry
 from ecom.ports import port_answers
-from ingestion.kafka_client import KafkaClient, make_client
+from ingestion.kafka_client import KafkaClient, settings_client
 from ingestion.progress import progress_offsets
 from ingestion.sink import BatchResult
 
@@ -78,8 +78,7 @@ class _ScrapeTime(Collector):
             if self._broker_answers():
                 try:
                     if self._client is None:
-                        self._client = make_client(settings.kafka_bootstrap_servers,
-                                                   settings.kafka_client)
+                        self._client = settings_client(settings)
                     topic = settings.topic_events
                     partitions = self._client.partitions(topic)
                     unknown = [p for p in partitions if p not in self.m.positions]

@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from ecom.config import Settings
+from ecom.kafka_security import KafkaSecurity
 from ingestion import jvm_archive
+from ingestion.native import jvm_login_options
 
 #: Shuffle partitions: the only shuffle is the 5-minute window aggregation on small keys.
 SHUFFLE_PARTITIONS = 2
@@ -28,7 +30,7 @@ def java_options(settings: Settings, record_to: Path | None = None) -> tuple[str
     """The driver JVM's options, and the class archive they map (if any)."""
     options = ["-Duser.timezone=UTC", f"-Dderby.system.home={settings.data_dir / 'derby'}",
                f"-XX:ErrorFile={settings.log_dir / 'jvm-crash-%p.log'}",
-               *shlex.split(settings.spark_java_options)]
+               *jvm_login_options(settings), *shlex.split(settings.spark_java_options)]
     archive = None if record_to else jvm_archive.usable(settings)
     if record_to:
         options += jvm_archive.record_options(record_to)
@@ -77,6 +79,7 @@ def _builder(settings: Settings, app_name: str, ui: bool, driver_java_options: s
 
     from ingestion.native import spark_packages
 
+    executor_java = " ".join(["-Duser.timezone=UTC", *jvm_login_options(settings)])
     builder = (
         SparkSession.builder.appName(app_name)
         .master(settings.spark_master)
@@ -86,7 +89,7 @@ def _builder(settings: Settings, app_name: str, ui: bool, driver_java_options: s
         .config("spark.ui.enabled", "true" if ui else "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.executor.extraJavaOptions", executor_java)
         .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.python.worker.reuse", "true")
@@ -98,6 +101,12 @@ def _builder(settings: Settings, app_name: str, ui: bool, driver_java_options: s
     packages = spark_packages(settings)
     if packages:
         builder = builder.config("spark.jars.packages", packages)
+    # Kafka secrets reach the executors through their environment, never as a source
+    # option: local mode's Python workers inherit this process's environment, a cluster's
+    # executors get spark.executorEnv (whose values Spark redacts: the names say PASSWORD)
+    for name, value in KafkaSecurity.of(settings).secret_env().items():
+        os.environ[name] = value
+        builder = builder.config(f"spark.executorEnv.{name}", value)
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)
     return builder

@@ -47,8 +47,8 @@ from ingestion.checkpoint import (
 )
 from ingestion.collect import arrow_batches
 from ingestion.epochs import start_epoch
-from ingestion.kafka_client import make_client
-from ingestion.kafka_source import FORMAT, check_not_ahead
+from ingestion.kafka_client import settings_client
+from ingestion.kafka_source import FORMAT, check_not_ahead, source_options
 from ingestion.metrics import StreamMetrics
 from ingestion.progress import batch_line, lag, progress_offsets
 from ingestion.publish import Publisher
@@ -70,7 +70,7 @@ def open_epoch(settings: Settings) -> int:
 
 def preflight(settings: Settings, paths: StreamPaths) -> None:
     """Fail fast, before Spark starts, if a checkpoint is ahead of its topic's log end."""
-    client = make_client(settings.kafka_bootstrap_servers, settings.kafka_client)
+    client = settings_client(settings)
     try:
         for checkpoint, topic in ((paths.events, settings.topic_events),
                                   (paths.windows, settings.topic_processed)):
@@ -98,9 +98,8 @@ def source_stream(spark: Any, settings: Settings, topic: str, max_rows: int,
             f"Unknown ECOM_KAFKA_SOURCE {settings.kafka_source!r}: use 'python' or 'native'.")
     return (
         spark.readStream.format(FORMAT)
-        .option("bootstrap", settings.kafka_bootstrap_servers)
+        .options(**source_options(settings))
         .option("topic", topic)
-        .option("client", settings.kafka_client)
         .option("max_rows_per_batch", str(max_rows))
         .option("starting_offsets", "earliest")
         .option("reset_hint", RESET_HINT)

@@ -30,7 +30,10 @@ def up(settings: Settings) -> tuple[Settings, StackStatus]:
         started = postgres.start(settings)
         notes.append("postgres started" if started else "postgres already running")
         postgres.ensure_database(settings)
-        if missing := postgres.missing_preload_libraries(settings):
+        notes.append(postgres.ensure_audit(settings))
+        # (pgaudit's own note is the line above)
+        if missing := [lib for lib in postgres.missing_preload_libraries(settings)
+                       if lib != "pgaudit"]:
             notes.append(f"postgres has not loaded {', '.join(missing)} (it started before "
                          "they were configured): `ecom stack down && ecom stack up` loads them")
     applied = migrate(settings)

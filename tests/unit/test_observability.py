@@ -183,7 +183,8 @@ def test_stream_metrics_count_what_landed_and_age_the_newest_event(
     now = datetime(2026, 3, 1, 12, 0, 30, tzinfo=UTC).timestamp()
     metrics = StreamMetrics(Settings(), positions={"0": 5}, clock=lambda: now)
     monkeypatch.setattr(metrics._scrape, "_broker_answers", lambda: True)
-    monkeypatch.setattr("ingestion.metrics.make_client", lambda *a: FakeKafka({0: 10, 1: 7}))
+    monkeypatch.setattr("ingestion.metrics.settings_client",
+                        lambda settings: FakeKafka({0: 10, 1: 7}))
     result = BatchResult("q", 0, rows_read=10, valid=7, rejected=3, duplicates=1,
                          reasons={"invalid_json": 2, "duplicate_event_id": 1},
                          landed=[_event(datetime(2026, 3, 1, 12, 0, tzinfo=UTC)),
