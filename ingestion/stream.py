@@ -436,13 +436,19 @@ def run_stream(settings: Settings, *, available_now: bool = False, reset: bool =
             "re-sent events are duplicate_event_id dead letters)")
     paths = stream_paths(settings)
     preflight(settings, paths)
+    # before Spark starts: a metrics port already taken fails at once
+    metrics = serve_metrics(settings, paths, log) if settings.stream_metrics_port else None
     own_session = spark is None
     t0 = time.perf_counter()
-    spark = spark or build_session(settings, "ecom-ingest-stream")
+    try:
+        spark = spark or build_session(settings, "ecom-ingest-stream")
+    except BaseException:
+        if metrics is not None:
+            metrics.close()
+        raise
     if not traces:
         quiet_query_errors(spark)
     spark_start = time.perf_counter() - t0
-    metrics = serve_metrics(settings, paths, log) if settings.stream_metrics_port else None
     job = IngestJob(settings, spark, log=log, max_rows=max_rows, metrics=metrics)
     mode = "until caught up" if available_now else "until stopped (Ctrl-C)"
     log(f"ingesting {settings.topic_events} -> raw.raw_events / raw.rejected_events "

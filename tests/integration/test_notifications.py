@@ -37,6 +37,7 @@ from ecom.notifications import Notice, notify
 from ecom.ports import free_port
 from tests.conftest import ECOM, private_stack, run_ecom
 from tests.integration.test_airflow_dag import _land_corrupted_events
+from tests.integration.test_security import _attempt
 
 pytestmark = pytest.mark.integration
 
@@ -144,22 +145,6 @@ def test_with_the_warehouse_down_the_message_still_goes_out(notify_stack: Settin
 
 
 # ---- the monitor role -----------------------------------------------------------------------
-def _refused(settings: Settings, role: str, statement: str) -> str | None:
-    """SQLSTATE if `role` may not run the statement, None if it may."""
-    import psycopg2
-
-    conn = connect(settings, role)  # type: ignore[arg-type]
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-        return None
-    except psycopg2.Error as exc:
-        return exc.pgcode
-    finally:
-        conn.rollback()
-        conn.close()
-
-
 def test_the_monitor_role_reads_ops_and_statistics_and_nothing_else(
         notify_stack: Settings) -> None:
     denied, read_only = "42501", "25006"
@@ -169,12 +154,14 @@ def test_the_monitor_role_reads_ops_and_statistics_and_nothing_else(
                     "select * from ops.source_freshness",
                     "select * from ops.notifications",
                     "select count(*) from pg_stat_activity"):
-        assert _refused(notify_stack, "monitor", allowed) is None, allowed
-    assert _refused(notify_stack, "monitor", "select count(*) from raw.raw_events") == denied
-    assert _refused(notify_stack, "monitor",
+        assert _attempt(notify_stack, "monitor", allowed) is None, allowed
+    assert _attempt(notify_stack, "monitor", "select count(*) from raw.raw_events") == denied
+    assert _attempt(notify_stack, "monitor",
                     "select count(*) from analytics.monitor_probe") == denied
-    assert _refused(notify_stack, "monitor", "create table ops.m (x int)") == read_only
-    assert _refused(notify_stack, "monitor", "delete from ops.notifications") == read_only
+    # its sessions are read-only, and past that it has no privilege to write either
+    for write in ("create table ops.m (x int)", "delete from ops.notifications"):
+        assert _attempt(notify_stack, "monitor", write) == read_only, write
+        assert _attempt(notify_stack, "monitor", write, read_write=True) == denied, write
     # other roles' statement texts: the monitor reads them (pg_read_all_stats), the loader not
     with connect(notify_stack, "loader") as conn, conn.cursor() as cur:
         cur.execute("select count(*) from ops.ingest_epochs where kafka_epoch >= 0")

@@ -7,6 +7,7 @@ test_stream_metrics.py)."""
 from __future__ import annotations
 
 import json
+import socket
 from datetime import UTC, date, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -19,9 +20,11 @@ from ecom_pipeline.notifications import (
     deadline_notice,
     task_notice,
 )
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from ecom.config import Settings
+from ecom.errors import UserError
+from ecom.metrics_http import serve_registry
 from ecom.notifications import Delivery, Notice, notify, slack_message
 from ecom_app.metrics.exporter import Readings, pipeline_state, warehouse_families
 from expectations.notify import gate_notice
@@ -289,3 +292,18 @@ def test_a_gate_day_label_is_the_logical_date() -> None:
                                datetime(2026, 3, 1, tzinfo=UTC))]
     sample = _families(readings)["ecom_quality_gate_success"][0]
     assert (sample.labels["logical_date"], sample.value) == ("2026-02-28", 1)
+
+
+def test_a_metrics_port_already_taken_is_one_sentence() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(UserError, match=f"127.0.0.1:{port}.*set ECOM_STREAM_METRICS_PORT"):
+            serve_registry(CollectorRegistry(), "127.0.0.1", port,
+                           setting="ECOM_STREAM_METRICS_PORT")
+    server = serve_registry(CollectorRegistry(), "127.0.0.1", 0, setting="X")
+    try:
+        assert server.port > 0 and server.url.endswith("/metrics")
+    finally:
+        server.close()
