@@ -148,8 +148,9 @@ class Settings(BaseSettings):
     prometheus_port: int = Field(9090, ge=1, le=65535)
     # Slack-compatible incoming webhook for failures (empty = no webhook messages)
     alert_webhook_url: SecretStr = SecretStr("")
-    # the daily DAG run must finish within this many minutes of being queued (deadline alert)
-    pipeline_deadline_minutes: float = Field(120.0, gt=0)
+    # the daily DAG run must finish within this many minutes of being queued (deadline
+    # alert); 0 = no deadline
+    pipeline_deadline_minutes: float = Field(120.0, ge=0)
 
     verbose: bool = False
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -117,6 +118,9 @@ def slack_message(notice: Notice) -> dict[str, Any]:
 
 def post_json(url: str, payload: dict[str, Any], timeout_s: float = POST_TIMEOUT_S) -> None:
     """POST JSON; UserError (without the URL: it is a secret) unless the server says 2xx."""
+    if urllib.parse.urlsplit(url).scheme not in {"http", "https"} or \
+            not urllib.parse.urlsplit(url).netloc:
+        raise UserError("ECOM_ALERT_WEBHOOK_URL is not an http(s) URL")
     request = urllib.request.Request(
         url, data=json.dumps(payload).encode(), method="POST",
         headers={"Content-Type": "application/json; charset=utf-8"})

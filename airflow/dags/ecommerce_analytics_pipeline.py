@@ -25,15 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import (
-    DAG,
-    CronDataIntervalTimetable,
-    DeadlineAlert,
-    DeadlineReference,
-    SyncCallback,
-    chain,
-    task,
-)
+from airflow.sdk import DAG, CronDataIntervalTimetable, chain, task
 from ecom_pipeline import DAG_ID, callbacks, notifications, steps
 from ecom_pipeline.days import logical_day
 from ecom_pipeline.dbt_groups import MARTS_SELECT, STAGING_SELECT, dbt_group
@@ -70,12 +62,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=3),
-    deadline=DeadlineAlert(
-        reference=DeadlineReference.DAGRUN_QUEUED_AT,
-        interval=timedelta(minutes=load_settings().pipeline_deadline_minutes),
-        callback=SyncCallback(notifications.deadline_missed),
-        name="pipeline_deadline",
-    ),
+    deadline=notifications.deadline_alert(load_settings().pipeline_deadline_minutes),
     default_args=DEFAULT_ARGS,
     doc_md=__doc__,
     tags=["ecommerce", "elt", "dbt", "great-expectations"],

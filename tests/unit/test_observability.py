@@ -17,6 +17,7 @@ from ecom_pipeline.dbt_results import failed_nodes
 from ecom_pipeline.notifications import (
     attempts_text,
     dbt_failure_line,
+    deadline_alert,
     deadline_notice,
     task_notice,
 )
@@ -25,7 +26,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from ecom.config import Settings
 from ecom.errors import UserError
 from ecom.metrics_http import serve_registry
-from ecom.notifications import Delivery, Notice, notify, slack_message
+from ecom.notifications import Delivery, Notice, notify, post_json, slack_message
 from ecom_app.metrics.exporter import Readings, pipeline_state, warehouse_families
 from expectations.notify import gate_notice
 from ingestion.metrics import StreamMetrics, parse_spark_time
@@ -116,6 +117,14 @@ def test_deadline_message_from_airflows_dag_run_json() -> None:
     assert "deadline 2026-03-02T04:00:05Z" in notice.details[0]
 
 
+def test_the_dags_deadline_calls_deadline_missed_unless_it_is_zero() -> None:
+    alert = deadline_alert(120)
+    assert alert.interval.total_seconds() == 7200
+    assert alert.callback.path == "ecom_pipeline.notifications.deadline_missed"
+    assert type(alert.reference).__name__ == "DagRunQueuedAtDeadline"
+    assert deadline_alert(0) is None  # `ecom pipeline run` (airflow dags test)
+
+
 def test_failed_dbt_nodes_are_read_from_run_results() -> None:
     results = {"results": [
         {"unique_id": "test.ecommerce.unique_orders_id.abc", "status": "fail", "failures": 2,
@@ -139,6 +148,13 @@ def test_long_details_stay_within_slacks_limits() -> None:
     assert len(message["blocks"][1]["text"]["text"]) <= 3000
     assert "... and 20 more" in message["text"]
     assert notice.dedupe_key == "task_failed|t|-"
+
+
+def test_a_webhook_url_that_is_not_http_fails_without_showing_it() -> None:
+    for url in ("file:///etc/s3cr3t", "hooks.example.org/T0/s3cr3t", "https://"):
+        with pytest.raises(UserError, match="not an http") as raised:
+            post_json(url, {"text": "x"})
+        assert "s3cr3t" not in str(raised.value)
 
 
 def test_no_webhook_configured_sends_nothing() -> None:

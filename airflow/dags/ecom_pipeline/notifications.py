@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from ecom.config import load_settings
@@ -122,6 +122,20 @@ def deadline_notice(dag_run: Mapping[str, Any], deadline: Mapping[str, Any],
     links = [("Airflow run", f"{base_url.rstrip('/')}/dags/{dag_id}/runs/{run_id}"),
              ("task attempts", f"ops.pipeline_execution_logs where run_id = '{run_id}'")]
     return Notice("deadline_missed", dag_id, day, title, tuple(details), tuple(links))
+
+
+def deadline_alert(minutes: float) -> Any:
+    """The DAG's DeadlineAlert: `deadline_missed` when a run is not finished `minutes` after
+    it was queued; None for 0. `ecom pipeline run` passes 0: `airflow dags test` never
+    evaluates deadlines, and in Airflow 3.3.2 it crashes at the end of a successful run of a
+    DAG that has one (apache/airflow#73428)."""
+    if not minutes:
+        return None
+    from airflow.sdk import DeadlineAlert, DeadlineReference, SyncCallback
+
+    return DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT,
+                         interval=timedelta(minutes=minutes),
+                         callback=SyncCallback(deadline_missed), name="pipeline_deadline")
 
 
 def deadline_missed(context: Mapping[str, Any], **_: Any) -> None:
