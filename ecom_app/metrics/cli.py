@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import threading
 import time
 from typing import Annotated
@@ -113,8 +114,9 @@ def prometheus(
         child.terminate()
         try:
             child.wait(timeout=15)
-        except Exception:
+        except subprocess.TimeoutExpired:
             child.kill()
+            child.wait()
         if server is not None and collector is not None:
             server.close()
             collector.close()
