@@ -15,12 +15,18 @@
    (default 2,000 events/s) stamped with the current time; the produce time of each event
    against the moment the realtime_metrics totals first include it: p50 / p95.
    (Events become visible batch by batch, in produce order up to a batch's granularity.)
+4. Metrics cost: the same backlog drained again from an emptied raw, alternately without
+   and with the stream's Prometheus metrics (`ingestion.metrics`, served and scraped every
+   second: 15x Prometheus' default rate), `--metrics-pairs` times each way: the events/s
+   lost to metrics, in % (`--metrics` also turns them on for phases 1-3).
 
-Targets on the 2-core reference machine: drain >= 30,000 events/s, p95 <= 10 s.
-By default it starts a private embedded stack (PostgreSQL + tansu) and removes it after.
+Targets on the 2-core reference machine: drain >= 30,000 events/s, p95 <= 10 s, metrics
+cost <= 2%. By default it starts a private embedded stack (PostgreSQL + tansu) and removes
+it after.
 
     .venv/bin/python bench/ingest.py [--days 3 --events-per-day 200000] [--rate 2000]
         [--cores 1,2] [--spark local,cluster] [--writers driver,executors]
+        [--metrics] [--metrics-pairs 2]
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from ecom.stack.manager import up
 from ingestion import cluster
 from ingestion.checkpoint import reset_checkpoint
 from ingestion.copy_text import RAW_COLUMNS
+from ingestion.metrics import StreamMetrics
 from ingestion.stream import IngestJob
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,6 +63,8 @@ DRAIN_TARGET = 30_000
 P95_TARGET = 10.0
 #: the headline drain against a bare COPY of the same rows (what bench/RESULTS.md had: 0.60)
 RATIO_TARGET = 0.60
+METRICS_COST_TARGET = 2.0  # % of drain throughput
+SCRAPE_INTERVAL_S = 1.0
 
 
 def private_stack(data_dir: Path) -> Settings:
@@ -326,7 +335,8 @@ def empty_landing(settings: Settings) -> None:
 
 
 def drain_setup(base: Settings, setup: Setup, messages: int, max_rows: int | None,
-                index: int) -> tuple[dict, IngestJob | None, object]:
+                index: int, metrics: StreamMetrics | None = None
+                ) -> tuple[dict, IngestJob | None, object]:
     """Drain the backlog once with `setup`; returns the figures (and, for the headline,
     the still-running session and job for the windows and latency phases)."""
     from ingestion.spark import build_session
@@ -347,7 +357,7 @@ def drain_setup(base: Settings, setup: Setup, messages: int, max_rows: int | Non
     t0 = time.perf_counter()
     spark = build_session(settings, f"ecom-bench-ingest-{setup.key}")
     session_s = time.perf_counter() - t0
-    job = IngestJob(settings, spark, max_rows=max_rows)
+    job = IngestJob(settings, spark, max_rows=max_rows, metrics=metrics)
     job.listen()
     d = drain(job, messages)
     d.update(setup=setup.label, spark=setup.spark, cores=setup.cores, writer=setup.writer,
@@ -368,6 +378,69 @@ def drain_setup(base: Settings, setup: Setup, messages: int, max_rows: int | Non
     return d, None, None
 
 
+class Scraper:
+    """Serves a job's metrics and scrapes them every SCRAPE_INTERVAL_S, as Prometheus would."""
+
+    def __init__(self, metrics: StreamMetrics) -> None:
+        self.metrics = metrics
+        self.server = metrics.serve("127.0.0.1", free_port())
+        self.scrapes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import urllib.request
+
+        while not self._stop.wait(SCRAPE_INTERVAL_S):
+            with urllib.request.urlopen(self.server.url, timeout=10) as response:
+                response.read()
+            self.scrapes += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.metrics.close()
+
+
+def metrics_cost(settings: Settings, spark: object, messages: int, pairs: int,
+                 max_rows: int | None) -> dict:
+    """Drain the backlog again `pairs` times each way, alternating off/on, from an emptied
+    raw: events/s without and with metrics (mean of each), the cost in %."""
+    rates: dict[str, list[int]] = {"off": [], "on": []}
+    cpu: dict[str, list[float]] = {"off": [], "on": []}  # us per event, all processes
+    scrapes = 0
+    for _ in range(pairs):
+        for mode in ("off", "on"):
+            empty_landing(settings)
+            metrics = StreamMetrics(settings) if mode == "on" else None
+            scraper = Scraper(metrics) if metrics is not None else None
+            job = IngestJob(settings, spark, max_rows=max_rows, metrics=metrics)
+            job.listen()
+            try:
+                figures = drain(job, messages)
+                rates[mode].append(figures["events_per_s"])
+                cpu[mode].append(round(sum(figures["cpu_us_per_event"].values()), 1))
+            finally:
+                job.close()
+                if scraper is not None:
+                    scrapes += scraper.scrapes
+                    scraper.close()
+            print(f"  metrics {mode:>3}: {rates[mode][-1]:,} events/s, "
+                  f"{cpu[mode][-1]} us CPU per event")
+
+    def mean(values: list[float] | list[int]) -> float:
+        return sum(values) / len(values)
+
+    off, on = mean(rates["off"]), mean(rates["on"])
+    cpu_off, cpu_on = mean(cpu["off"]), mean(cpu["on"])
+    return {"pairs": pairs, "off_events_per_s": rates["off"], "on_events_per_s": rates["on"],
+            "off_cpu_us_per_event": cpu["off"], "on_cpu_us_per_event": cpu["on"],
+            "scrapes": scrapes, "scrape_interval_s": SCRAPE_INTERVAL_S,
+            "cost_percent": round((off - on) / off * 100, 2),
+            "cpu_cost_percent": round((cpu_on - cpu_off) / cpu_off * 100, 2)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -386,6 +459,10 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=2000.0, help="latency phase events/s")
     parser.add_argument("--latency-seconds", type=float, default=60.0,
                         help="how long to produce in the latency phase (default 60)")
+    parser.add_argument("--metrics", action="store_true",
+                        help="serve and scrape the stream's metrics in phases 1-3 too")
+    parser.add_argument("--metrics-pairs", type=int, default=2,
+                        help="phase 4: drains without and with metrics, each (0 = skip)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
     plan = setups([int(c) for c in args.cores.split(",")], args.spark.split(","),
@@ -406,9 +483,11 @@ def main() -> int:
                   f"{time.perf_counter() - t0:.1f} s")
             drains = []
             spark = None
+            scraper = Scraper(StreamMetrics(settings)) if args.metrics else None
             for index, setup in enumerate(plan):
+                metrics = scraper.metrics if scraper and setup == HEADLINE else None
                 d, job, spark = drain_setup(settings, setup, manifest["messages_acknowledged"],
-                                            args.max_rows_per_batch, index)
+                                            args.max_rows_per_batch, index, metrics)
                 drains.append(d)
             cluster.down(settings)
             results["drains"] = drains
@@ -432,12 +511,26 @@ def main() -> int:
                 print(f"  {d['setup']:<34} {d['events_per_s']:>8,}/s  "
                       f"{d['drain_over_copy']:.2f}  (load {d['load_average']})")
 
-            job = IngestJob(settings.replace(spark_master="local[2]"), spark)
+            headline_settings = settings.replace(spark_master="local[2]")
+            job = IngestJob(headline_settings, spark,
+                            metrics=scraper.metrics if scraper else None)
             lat = latency(settings, job, args.rate, args.latency_seconds)
+            if scraper is not None:
+                scraper.close()
             results["latency"] = lat
             print(f"latency at {lat['produced_rate']:,} events/s for {args.latency_seconds:.0f} s:"
                   f" p50 {lat['p50_s']} s, p95 {lat['p95_s']} s, max {lat['max_s']} s "
                   f"({lat['visible']:,}/{lat['events']:,} visible)")
+            if args.metrics_pairs > 0:
+                # the topic now holds the backlog and the latency phase's events
+                m = metrics_cost(headline_settings, spark, manifest["messages_acknowledged"]
+                                 + lat["events"], args.metrics_pairs, args.max_rows_per_batch)
+                results["metrics"] = m
+                print(f"metrics cost: {m['cost_percent']:.2f}% of drain throughput (without "
+                      f"{m['off_events_per_s']}, with {m['on_events_per_s']} events/s), "
+                      f"{m['cpu_cost_percent']:.2f}% more CPU per event (without "
+                      f"{m['off_cpu_us_per_event']}, with {m['on_cpu_us_per_event']} us); "
+                      f"{m['scrapes']} scrapes at {SCRAPE_INTERVAL_S:g} s")
             spark.stop()  # type: ignore[attr-defined]
         finally:
             if job is not None:
@@ -455,6 +548,10 @@ def main() -> int:
           f"p95 target {P95_TARGET:.0f} s: {'met' if p95_ok else 'MISSED'}; ratio drain / COPY "
           f"target {RATIO_TARGET}: "
           f"{'met' if results['drain_over_copy'] >= RATIO_TARGET else 'MISSED'}")  # type: ignore[operator]
+    if "metrics" in results:
+        cost = results["metrics"]["cost_percent"]  # type: ignore[index]
+        print(f"metrics cost target <= {METRICS_COST_TARGET:g}%: "
+              f"{'met' if cost <= METRICS_COST_TARGET else 'MISSED'} ({cost:.2f}%)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n")

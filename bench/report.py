@@ -3,7 +3,7 @@
 Runs, each in its own process (its output streams through and is kept in bench/out/):
   simulate.py   simulator events/s (generation only, produced via confluent / kafka-python)
   ingest.py     backlog drain events/s vs a bare COPY of the same rows, p50/p95 latency
-                from produce to visible in realtime_metrics
+                from produce to visible in realtime_metrics, the stream metrics' cost
   dbt_build.py  dbt full build vs incremental run of one new day
   dag_parse.py  DAG parse time (Cosmos from the dbt manifest) vs rendering with dbt ls
   quality.py    Great Expectations raw checkpoint over a day of events
@@ -58,7 +58,7 @@ BENCHMARKS = (
     Benchmark("simulate", "simulate.py", (), ("--days", "1", "--events-per-day", "20000")),
     Benchmark("ingest", "ingest.py", (),
               ("--days", "1", "--events-per-day", "40000", "--latency-seconds", "15",
-               "--spark", "local")),
+               "--spark", "local", "--metrics-pairs", "1")),
     Benchmark("dbt_build", "dbt_build.py", (), ("--days", "3", "--events-per-day", "5000")),
     Benchmark("dag_parse", "dag_parse.py", (), ("--runs", "1"), json_output=False),
     Benchmark("quality", "quality.py", (), ("--rows", "50000", "--history", "1")),
@@ -153,6 +153,16 @@ def ingest_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
             "events/s, s", _num(p95, 2), f"<= {p95_target:g}",
             _verdict(None if p95 is None else p95 <= p95_target)),
     ]
+    if metrics := data.get("metrics"):
+        cost_target = constant("ingest.py", "METRICS_COST_TARGET")
+        cost = metrics["cost_percent"]
+        runs = len(metrics["on_events_per_s"])
+        rows.append(Row(
+            "ingest", f"metrics cost: drain events/s lost with the stream's metrics served and "
+            f"scraped every {metrics['scrape_interval_s']:g} s ({runs} drain(s) each way), %",
+            _num(cost, 2), f"<= {cost_target:g}", _verdict(cost <= cost_target)))
+        rows.append(Row("ingest", "metrics cost: CPU per event (all processes) added, %",
+                        _num(metrics.get("cpu_cost_percent"), 2)))
     return rows
 
 

@@ -32,8 +32,8 @@ from ecom.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "ECOM_"
-Role = Literal["admin", "loader", "transformer", "reader"]
-ROLES: tuple[Role, ...] = ("admin", "loader", "transformer", "reader")
+Role = Literal["admin", "loader", "transformer", "reader", "monitor"]
+ROLES: tuple[Role, ...] = ("admin", "loader", "transformer", "reader", "monitor")
 
 #: set while `Settings.from_env` builds: the environment it reads (a plain `Settings()` reads
 #: none, so tests and tools get exactly the defaults and what they pass)
@@ -169,6 +169,24 @@ class Settings(BaseSettings):
     spark_master_ui_port: int = Field(8081, ge=1, le=65535)
     # memory of each executor (on a cluster; local mode runs them in the driver's JVM)
     spark_executor_memory: str = "1g"
+
+    # ---- observability and alerting (issue #18)
+    # monitor: read-only operator role of `ecom metrics serve` (ops, pg_monitor statistics)
+    pg_monitor_user: str = "monitor"
+    pg_monitor_password: SecretStr = SecretStr("")
+    # the streaming job's /metrics (prometheus_client) on this port; 0 = not served
+    stream_metrics_port: int = Field(0, ge=0, le=65535)
+    # `ecom metrics serve`: the warehouse exporter's port
+    exporter_port: int = Field(9188, ge=1, le=65535)
+    # address both metrics endpoints bind to (0.0.0.0 inside a container)
+    metrics_host: str = "127.0.0.1"
+    # `ecom metrics prometheus`: a local Prometheus against the embedded stack
+    prometheus_port: int = Field(9090, ge=1, le=65535)
+    # Slack-compatible incoming webhook for failures (empty = no webhook messages)
+    alert_webhook_url: SecretStr = SecretStr("")
+    # the daily DAG run must finish within this many minutes of being queued (deadline
+    # alert); 0 = no deadline
+    pipeline_deadline_minutes: float = Field(120.0, ge=0)
 
     verbose: bool = False
 

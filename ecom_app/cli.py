@@ -19,6 +19,7 @@ from ecom.stack.manager import StackStatus, down, status_of, up
 from ecom.warehouse.migrate import migrate
 from ecom_app.demo import DemoPlan, run_demo
 from ecom_app.local_airflow.cli import airflow_app, pipeline_app
+from ecom_app.metrics.cli import metrics_app
 from ecom_app.warehouse_cli import add_commands as add_warehouse_security_commands
 from expectations.cli import app as quality_app
 from ingestion.cli import app as ingest_app
@@ -52,6 +53,7 @@ app.add_typer(maintenance_app, name="maintenance")
 app.add_typer(archive_app, name="archive")
 add_backup_commands(warehouse_app)
 app.add_typer(spark_app, name="spark")
+app.add_typer(metrics_app, name="metrics")
 
 _state: dict[str, bool] = {"verbose": False}
 

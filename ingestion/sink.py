@@ -49,6 +49,7 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from ecom.errors import UserError
@@ -93,6 +94,7 @@ class BatchResult:
     seconds: float = 0.0
     landed: list[ValidEvent] = field(default_factory=list)  # for processed-events
     published: int = 0  # messages sent to processed-events
+    newest_event_at: datetime | None = None  # event_timestamp of the newest event landed
     reasons: dict[str, int] = field(default_factory=dict)
     start_offsets: dict[str, int] = field(default_factory=dict)
     end_offsets: dict[str, int] = field(default_factory=dict)

@@ -383,6 +383,11 @@ def land_staged(settings: Settings, conn: Any, check_conn: Any, query_name: str,
                     mover.task_done(task_rows)
             mover.finish()
         result.mark("commit", mover.mark)
+        if mover.tasks:
+            with check_conn.cursor() as cur:  # the newest event this batch landed
+                cur.execute(f"select max(event_timestamp) from {qualified(table)} "
+                            "where reason_code is null")
+                result.newest_event_at = cur.fetchone()[0]
         if publisher is not None and mover.tasks:
             t0 = time.perf_counter()
             result.published = publish_staged(conn, table, publisher)

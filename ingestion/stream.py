@@ -40,6 +40,7 @@ from ecom.db import connect
 from ecom.errors import UserError
 from ingestion.checkpoint import (
     StreamPaths,
+    committed_offsets,
     ledger_name,
     planned_offsets,
     reset_checkpoint,
@@ -48,6 +49,7 @@ from ingestion.checkpoint import (
 from ingestion.epochs import start_epoch
 from ingestion.kafka_client import settings_client
 from ingestion.kafka_source import FORMAT, check_not_ahead, source_options
+from ingestion.metrics import StreamMetrics
 from ingestion.progress import batch_line, lag, progress_offsets
 from ingestion.publish import Publisher
 from ingestion.sink import BatchResult, gc_paused
@@ -157,8 +159,10 @@ class IngestJob:
     """Owns the Spark session's two queries, the database connections and the publisher."""
 
     def __init__(self, settings: Settings, spark: Any, *, log: Callable[[str], None] = print,
-                 max_rows: int | None = None, publish: bool = True) -> None:
+                 max_rows: int | None = None, publish: bool = True,
+                 metrics: StreamMetrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics  # Prometheus (ingestion.metrics); None = not collected
         self.spark = spark
         self.log = log
         self.max_rows = max_rows or settings.max_rows_per_batch
@@ -184,6 +188,8 @@ class IngestJob:
             with gc_paused():
                 result = land(self.settings, self.conns, self.query_name, batch_id, df,
                               self.publisher)
+                if self.metrics is not None:  # committed: count it
+                    self.metrics.landed(result)
         except CONNECTION_ERRORS as exc:
             self._failure = connection_lost(exc, f"events batch {batch_id}")
             raise self._failure from exc
@@ -267,6 +273,8 @@ class IngestJob:
 
             def onQueryProgress(self, event: Any) -> None:
                 progress = event.progress
+                if job.metrics is not None:
+                    job.metrics.progress(progress)
                 if progress.name == "windows" and progress.numInputRows:
                     keys = job.stats.window_batches.pop(progress.batchId, 0)
                     watermark = (progress.eventTime or {}).get("watermark", "-")
@@ -383,6 +391,16 @@ class IngestJob:
         self.conns.close()
 
 
+def serve_metrics(settings: Settings, paths: StreamPaths,
+                  log: Callable[[str], None]) -> StreamMetrics:
+    """The stream's Prometheus endpoint (ECOM_STREAM_METRICS_PORT), lag counted from the
+    checkpoint's committed offsets until the first batch reports its own."""
+    metrics = StreamMetrics(settings, positions=committed_offsets(paths.events))
+    server = metrics.serve(settings.metrics_host, settings.stream_metrics_port)
+    log(f"metrics: {server.url}")
+    return metrics
+
+
 def run_stream(settings: Settings, *, available_now: bool = False, reset: bool = False,
                max_rows: int | None = None, log: Callable[[str], None] = print,
                spark: Any = None, traces: bool = True) -> StreamStats:
@@ -401,13 +419,20 @@ def run_stream(settings: Settings, *, available_now: bool = False, reset: bool =
             "re-sent events are duplicate_event_id dead letters)")
     paths = stream_paths(settings)
     preflight(settings, paths)
+    # before Spark starts: a metrics port already taken fails at once
+    metrics = serve_metrics(settings, paths, log) if settings.stream_metrics_port else None
     own_session = spark is None
     t0 = time.perf_counter()
-    spark = spark or build_session(settings, "ecom-ingest-stream")
+    try:
+        spark = spark or build_session(settings, "ecom-ingest-stream")
+    except BaseException:
+        if metrics is not None:
+            metrics.close()
+        raise
     if not traces:
         quiet_query_errors(spark)
     spark_start = time.perf_counter() - t0
-    job = IngestJob(settings, spark, log=log, max_rows=max_rows)
+    job = IngestJob(settings, spark, log=log, max_rows=max_rows, metrics=metrics)
     mode = "until caught up" if available_now else "until stopped (Ctrl-C)"
     log(f"ingesting {settings.topic_events} -> raw.raw_events / raw.rejected_events "
         f"(ledger {job.query_name}), {mode}")
@@ -426,6 +451,8 @@ def run_stream(settings: Settings, *, available_now: bool = False, reset: bool =
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if metrics is not None:
+            metrics.close()
         if own_session:
             spark.stop()
     elapsed = time.perf_counter() - started

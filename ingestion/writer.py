@@ -60,6 +60,8 @@ def land(settings: Settings, conns: Connections, query_name: str, batch_id: int,
         return land_staged(settings, tx, check, query_name, batch_id, df, publisher)
     chunks = (KafkaRecords.from_arrow(b) for b in arrow_batches(df) if b.num_rows)
     result = land_batch(tx, check, query_name, batch_id, chunks)
+    if result.landed:
+        result.newest_event_at = max(event.event_timestamp for event in result.landed)
     if publisher is not None and result.landed:
         t0 = time.perf_counter()
         result.published = publisher.publish(result.landed)

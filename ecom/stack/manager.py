@@ -39,6 +39,11 @@ def up(settings: Settings) -> tuple[Settings, StackStatus]:
             if not pending:
                 notes.append("WAL archiving to pgBackRest on (`ecom warehouse backup` takes "
                              "a base backup, the maintenance DAG one daily)")
+        # (pgaudit's own note is the line above)
+        if missing := [lib for lib in postgres.missing_preload_libraries(settings)
+                       if lib != "pgaudit"]:
+            notes.append(f"postgres has not loaded {', '.join(missing)} (it started before "
+                         "they were configured): `ecom stack down && ecom stack up` loads them")
     applied = migrate(settings)
     notes.append(f"migrations applied: {', '.join(applied) or 'none pending'}")
     if settings.kafka_mode == "embedded":

@@ -31,8 +31,12 @@ from ecom.ports import port_answers, port_is_free
 from ecom.stack import tls, wal_archive
 
 #: libraries the server loads at start (`shared_preload_libraries`), each used only if the
-#: system has it installed; other features append theirs (e.g. pg_stat_statements)
-PRELOAD_LIBRARIES: list[str] = ["pgaudit"]
+#: system has it installed; other features append theirs. A change takes effect when the
+#: cluster restarts: `ecom stack up` names what a running one lacks.
+PRELOAD_LIBRARIES: list[str] = [
+    "pgaudit",
+    "pg_stat_statements",  # per-statement statistics: ops.top_statements, `ecom metrics serve`
+]
 
 SERVER_SETTINGS = """
 # --- ecom embedded cluster ---
@@ -77,6 +81,11 @@ pgaudit.log_relation = on
 pgaudit.log_statement_once = on
 # who did it: time, pid, then role@database/application on every session's line
 log_line_prefix = '%m [%p] %q%u@%d/%a '
+# pg_stat_statements (loaded below): statements normalised (constants out), kept per query
+# id. Not utility commands: they keep their literals (`alter role ... password '...'`)
+pg_stat_statements.max = 5000
+pg_stat_statements.track = top
+pg_stat_statements.track_utility = off
 """
 
 HBA = """# ecom embedded cluster: TLS connections with scram-sha-256 passwords, nothing else
@@ -445,6 +454,19 @@ def ensure_audit(settings: Settings) -> str:
                 "`ecom stack up`")
     return ("audit trail off: pgaudit is not installed (`sudo apt-get install "
             "postgresql-15-pgaudit`, then `ecom stack down` and `ecom stack up`)")
+
+
+def missing_preload_libraries(settings: Settings) -> list[str]:
+    """The installed PRELOAD_LIBRARIES the running server has not loaded (it started before
+    they were configured: a restart loads them)."""
+    conn = psycopg2.connect(settings.dsn("admin", "postgres"), connect_timeout=5)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select setting from pg_settings where name = 'shared_preload_libraries'")
+            loaded = {lib.strip() for lib in cur.fetchone()[0].split(",")}
+    finally:
+        conn.close()
+    return [lib for lib in preload_libraries(settings) if lib not in loaded]
 
 
 def _tail(path: Path, lines: int = 3) -> str:

@@ -22,7 +22,7 @@ from ecom.db import connect_waiting
 from ecom.errors import UserError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-LANE_ROLES = ("loader", "transformer", "reader")
+LANE_ROLES = ("loader", "transformer", "reader", "monitor")
 
 
 @dataclass(frozen=True)

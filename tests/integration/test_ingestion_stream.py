@@ -70,11 +70,12 @@ def _delete_topic(settings: Settings, name: str) -> None:
 
 
 def private_settings(stack: Settings, data_dir: Path, **changes: Any) -> Settings:
-    """Own topics and checkpoints on the shared stack (passwords stay those of the stack)."""
+    """Own topics and checkpoints on the shared stack (passwords and the CA that verifies
+    its PostgreSQL stay those of the stack)."""
     tag = uuid.uuid4().hex[:8]
     settings = stack.replace(data_dir=data_dir, topic_events=f"ing-events-{tag}",
                              topic_processed=f"ing-processed-{tag}", trigger_seconds=0.5,
-                             **changes)
+                             pg_sslrootcert=stack.sslrootcert, **changes)
     _create_topics(settings, settings.topic_events, settings.topic_processed)
     return settings
 

@@ -6,11 +6,11 @@ report), `dbt docs generate` and GE Data Docs. Then every file written under its
 its PostgreSQL cluster dir (server log and audit trail included) and the project (dbt
 target and logs, GE's uncommitted dir and Data Docs, Spark's and Airflow's logs,
 manifests) is searched for each password, except `secrets.env` (mode 600), where
-`ecom stack up` keeps the generated ones: the four PostgreSQL roles' and a Kafka SASL
+`ecom stack up` keeps the generated ones: the PostgreSQL roles' and a Kafka SASL
 password (set, though the embedded broker does not use it, so Spark is handed it the way
-a real cluster's executors are). Airflow's metadata database is also read table by table:
-the serialized DAG and the rendered template fields (where the dbt tasks' environment, with
-the passwords, is shown) must hold none.
+a real cluster's executors are), and the alert webhook URL (a secret too). Airflow's
+metadata database is also read table by table: the serialized DAG and the rendered template
+fields (where the dbt tasks' environment, with the passwords, is shown) must hold none.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.spark]
 
 DAY = date(2025, 4, 2)
 KAFKA_PASSWORD = "kafka-sasl-Qx7-never-printed"
+# a webhook URL is a secret (whoever holds it can post); the run succeeds, so nothing is posted
+WEBHOOK_URL = "https://hooks.example.invalid/services/T0/B0/webhook-Qx7-never-printed"
 SKIP_DIRS = {".git", ".venv", "node_modules", "__pycache__", ".cache"}
 
 
@@ -55,9 +57,11 @@ def test_no_password_in_any_file_the_pipeline_writes(
         tmp_path_factory: pytest.TempPathFactory) -> None:
     started = time.time() - 1
     with private_stack(tmp_path_factory, "ecom-secrets") as stack:
-        settings = stack.replace(kafka_sasl_password=KAFKA_PASSWORD)
+        settings = stack.replace(kafka_sasl_password=KAFKA_PASSWORD,
+                                 alert_webhook_url=WEBHOOK_URL)
         secrets = {f"pg_{role}_password": settings.password(role) for role in ROLES}
         secrets["kafka_sasl_password"] = KAFKA_PASSWORD
+        secrets["alert_webhook_url"] = WEBHOOK_URL
         assert all(len(s) >= 16 for s in secrets.values())
 
         run_ecom(settings, "simulate", "backfill", "--days", "1", "--end-date",

@@ -49,6 +49,7 @@ def spark_cluster(stack: Settings, tmp_path_factory: pytest.TempPathFactory
                   ) -> Iterator[Settings]:
     """Settings of a private two-worker cluster (its pids and logs in its own data dir)."""
     settings = stack.replace(data_dir=tmp_path_factory.mktemp("spark-cluster"),
+                             pg_sslrootcert=stack.sslrootcert,  # the stack's CA stays
                              spark_master_port=free_port(), spark_master_ui_port=free_port(),
                              spark_workers=2, spark_worker_cores=1, spark_worker_memory="1g")
     try:

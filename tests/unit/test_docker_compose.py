@@ -40,10 +40,11 @@ SPARK_WORKERS = {"spark-worker-1", "spark-worker-2"}
 APP_SERVICES = {
     "migrate", "kafka-init", "spark-master", *SPARK_WORKERS, "spark-ingest", "simulator",
     "airflow-init", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor",
+    "metrics-exporter",
 }
 AIRFLOW_SERVICES = {"airflow-init", "airflow-api-server", "airflow-scheduler",
                     "airflow-dag-processor"}
-EXPECTED_SERVICES = APP_SERVICES | {"postgres", "kafka"}
+EXPECTED_SERVICES = APP_SERVICES | {"postgres", "kafka", "prometheus", "grafana"}
 #: services that run a Spark driver (a JVM of ECOM_SPARK_DRIVER_MEMORY)
 SPARK_DRIVERS = {"spark-ingest", "airflow-scheduler"}
 README = REPO_ROOT / "README.md"
@@ -58,8 +59,9 @@ SECRET_KEY = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN")
 FAKE_DOTENV = {
     "ECOM_PG_ADMIN_PASSWORD": "admin-pw", "ECOM_PG_LOADER_PASSWORD": "loader-pw",
     "ECOM_PG_TRANSFORMER_PASSWORD": "transformer-pw", "ECOM_PG_READER_PASSWORD": "reader-pw",
+    "ECOM_PG_MONITOR_PASSWORD": "monitor-pw",
     "AIRFLOW_DB_PASSWORD": "airflow-db-pw", "AIRFLOW_ADMIN_PASSWORD": "airflow-admin-pw",
-    "AIRFLOW_JWT_SECRET": "jwt-secret",
+    "AIRFLOW_JWT_SECRET": "jwt-secret", "GRAFANA_ADMIN_PASSWORD": "grafana-pw",
 }
 
 
@@ -205,6 +207,8 @@ def test_published_ports_are_the_settings_defaults_on_loopback(
         ("kafka", kafka_host_port): kafka_host_port,
         ("airflow-api-server", 8080): DEFAULTS.airflow_port,
         ("spark-master", 8080): 8081,
+        ("prometheus", 9090): DEFAULTS.prometheus_port,
+        ("grafana", 3000): 3000,
     }
     for (name, container_port), host_port in expected.items():
         assert published(services[name], container_port) == ("127.0.0.1", host_port), name
@@ -275,7 +279,7 @@ def test_shared_env_anchor_points_every_container_at_the_compose_services(
     assert s.kafka_bootstrap_servers == "kafka:9092"
     assert s.spark_master == "spark://spark-master:7077"
     assert s.kafka_source == "native"
-    for role in ("admin", "loader", "transformer", "reader"):
+    for role in ("admin", "loader", "transformer", "reader", "monitor"):
         assert s.password(role) == FAKE_DOTENV[f"ECOM_PG_{role.upper()}_PASSWORD"]
     master = [resolved(w) for w in command_words(services["spark-master"])]
     assert s.spark_master == f"spark://{option(master, '--host')}:{option(master, '--port')}"
