@@ -66,6 +66,8 @@ def parse(lines: Iterable[str]) -> Iterator[AuditEntry]:
         match = _AUDIT.match(record)
         if not match:
             continue
+        # a statement can exceed csv's default field limit (dbt's models run to 100s of kB)
+        csv.field_size_limit(max(csv.field_size_limit(), len(match["csv"]) + 1))
         fields = next(csv.reader(io.StringIO(match["csv"])), [])
         if len(fields) < 8:
             continue

@@ -274,6 +274,8 @@ def test_clone_masked_copies_raw_and_ops_with_pii_masked(warehouse: Settings) ->
     ips, agents = _pii(warehouse)
     # an address that is its network's own (x.y.z.0) tells no more than the network
     ips = [ip for ip in ips if _network(ip) != ip]
+    # the mask zeroes digit runs, so an agent without digits (a test's "UA") is its own mask
+    agents = [agent for agent in agents if any(ch.isdigit() for ch in agent)]
     out = run_ecom(warehouse, "warehouse", "clone-masked", "--target", target).stdout
     assert "raw.raw_events:" in out and "(masked: user_agent, ip_address, raw_data)" in out
     copy = warehouse.replace(pg_database=target)

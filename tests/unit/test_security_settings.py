@@ -85,3 +85,12 @@ def test_audit_lines_are_parsed_with_role_class_object_and_statement() -> None:
     assert entries[0].statement == ("create table analytics.daily_aggregations\n"
                                     "as (select 'a, b' as \"x\")")
     assert entries[2].statement.endswith("password <REDACTED>")
+
+
+def test_an_audited_statement_longer_than_csvs_field_limit_is_parsed_whole() -> None:
+    body = "x" * 300_000  # dbt's compiled models can run past csv's 128 kB default
+    line = ("2026-03-01 02:00:07.120 UTC [4242] transformer@ecommerce/dbt LOG:  AUDIT: "
+            f'SESSION,7,1,DDL,CREATE VIEW,VIEW,analytics.v,"create view analytics.v as {body}"'
+            ",<not logged>\n")
+    [entry] = parse([line])
+    assert entry.object_name == "analytics.v" and entry.statement.endswith(body)
