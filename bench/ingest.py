@@ -3,18 +3,30 @@
 1. Backlog drain: the simulator fills the events topic (backfill, 1% bad), then
    `ingest stream --available-now` (the events query only) drains it into raw_events /
    rejected_events: events/s from topic into PostgreSQL, overall and without the first
-   (warm-up) batch, with where the time went.
+   (warm-up) batch, with where the time went. The same backlog is drained once per Spark
+   setup, side by side (the landing tables emptied in between): `local[N]` for N in
+   --cores, and with --spark cluster a standalone cluster of N one-core workers (each its
+   own process, `ingestion.cluster`), for each writer in --writers (`ECOM_SINK_WRITER`).
+   The headline drain, last, is the default setup: local[2], driver writer.
 2. Raw COPY: the rows that landed, copied out and COPYed into a scratch table built like
-   raw.raw_events (same indexes): the floor PostgreSQL itself sets. Ratio = drain / COPY.
+   raw.raw_events (same indexes): the floor PostgreSQL itself sets. Ratio = drain / COPY,
+   for every drain.
 3. Latency: both queries running continuously, valid events produced at a steady rate
    (default 2,000 events/s) stamped with the current time; the produce time of each event
    against the moment the realtime_metrics totals first include it: p50 / p95.
    (Events become visible batch by batch, in produce order up to a batch's granularity.)
+4. Metrics cost: the same backlog drained again from an emptied raw, alternately without
+   and with the stream's Prometheus metrics (`ingestion.metrics`, served and scraped every
+   second: 15x Prometheus' default rate), `--metrics-pairs` times each way: the events/s
+   lost to metrics, in % (`--metrics` also turns them on for phases 1-3).
 
-Targets on the 2-core reference machine: drain >= 30,000 events/s, p95 <= 10 s.
-By default it starts a private embedded stack (PostgreSQL + tansu) and removes it after.
+Targets on the 2-core reference machine: drain >= 30,000 events/s, p95 <= 10 s, metrics
+cost <= 2%. By default it starts a private embedded stack (PostgreSQL + tansu) and removes
+it after.
 
     .venv/bin/python bench/ingest.py [--days 3 --events-per-day 200000] [--rate 2000]
+        [--cores 1,2] [--spark local,cluster] [--writers driver,executors]
+        [--metrics] [--metrics-pairs 2]
 """
 
 from __future__ import annotations
@@ -29,21 +41,30 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ecom.config import Settings
 from ecom.db import connect
+from ecom.kafka_admin import ensure_topics
 from ecom.ports import free_port
 from ecom.stack import broker, postgres
 from ecom.stack.manager import up
+from ingestion import cluster
+from ingestion.checkpoint import reset_checkpoint
 from ingestion.copy_text import RAW_COLUMNS
+from ingestion.metrics import StreamMetrics
 from ingestion.stream import IngestJob
 
 REPO = Path(__file__).resolve().parent.parent
 
 DRAIN_TARGET = 30_000
 P95_TARGET = 10.0
+#: the headline drain against a bare COPY of the same rows (what bench/RESULTS.md had: 0.60)
+RATIO_TARGET = 0.60
+METRICS_COST_TARGET = 2.0  # % of drain throughput
+SCRAPE_INTERVAL_S = 1.0
 
 
 def private_stack(data_dir: Path) -> Settings:
@@ -92,8 +113,11 @@ def cpu_seconds(roots: dict[str, int]) -> dict[str, float]:
 
 
 def cpu_roots(settings: Settings) -> dict[str, int]:
-    """Driver (this process, with Spark's JVM and Python workers below it), PostgreSQL, broker."""
+    """Driver (this process, with Spark's JVM and Python workers below it: in local mode the
+    executors too), the standalone cluster's daemons and executors, PostgreSQL, broker."""
     roots = {"driver + Spark": os.getpid()}
+    for name, pid in cluster.worker_pids(settings).items():
+        roots[f"Spark {name}"] = pid
     pg_pid = postgres.cluster_dir(settings) / "postmaster.pid"
     if pg_pid.is_file():
         roots["PostgreSQL"] = int(pg_pid.read_text().split()[0])
@@ -266,6 +290,157 @@ def latency(settings: Settings, job: IngestJob, rate: float, seconds: float) -> 
             "max_s": round(latencies[-1], 2)}
 
 
+@dataclass(frozen=True)
+class Setup:
+    """One way of running the drain: where the executors run, how many cores, who writes."""
+
+    spark: str  # local | cluster
+    cores: int
+    writer: str  # driver | executors
+
+    @property
+    def label(self) -> str:
+        where = (f"local[{self.cores}]" if self.spark == "local"
+                 else f"cluster {self.cores}x1 core")
+        return f"{where}, {self.writer} writer"
+
+    @property
+    def key(self) -> str:
+        return f"{self.spark}-{self.cores}-{self.writer}"
+
+
+HEADLINE = Setup("local", 2, "driver")  # the default setup, measured as before
+
+
+def setups(cores: list[int], sparks: list[str], writers: list[str]) -> list[Setup]:
+    """Every combination: local ones, then the cluster growing worker by worker, then the
+    headline (its landed rows feed the COPY and the latency phase)."""
+    order = [s for s in ("local", "cluster") if s in sparks]
+    out = [Setup(sp, c, w) for sp in order for c in sorted(cores) for w in writers]
+    return [*(x for x in out if x != HEADLINE), HEADLINE]
+
+
+def empty_landing(settings: Settings) -> None:
+    """Forget a previous drain: landing tables, ledger and the stream's checkpoint; then a
+    PostgreSQL checkpoint, so no drain pays for the WAL of the one before."""
+    with connect(settings) as conn, conn.cursor() as cur:
+        cur.execute("truncate raw.raw_events, raw.rejected_events, ops.ingest_batches")
+    conn = connect(settings, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("checkpoint")
+    finally:
+        conn.close()
+    reset_checkpoint(settings)
+
+
+def drain_setup(base: Settings, setup: Setup, messages: int, max_rows: int | None,
+                index: int, metrics: StreamMetrics | None = None
+                ) -> tuple[dict, IngestJob | None, object]:
+    """Drain the backlog once with `setup`; returns the figures (and, for the headline,
+    the still-running session and job for the windows and latency phases)."""
+    from ingestion.spark import build_session
+
+    settings = base.replace(sink_writer=setup.writer)
+    if setup.spark == "cluster":
+        if len(cluster.worker_pids(settings)) > setup.cores:
+            cluster.down(settings)
+        cluster.up(settings, workers=setup.cores)
+        settings = settings.replace(spark_master=cluster.master_url(settings))
+    else:
+        cluster.down(settings)  # no idle daemons next to a local drain
+        settings = settings.replace(spark_master=f"local[{setup.cores}]")
+    if setup != HEADLINE:  # its own processed topic: the windows phase reads the headline's
+        settings = settings.replace(topic_processed=f"bench-processed-{index}")
+        ensure_topics(settings)
+    empty_landing(settings)
+    t0 = time.perf_counter()
+    spark = build_session(settings, f"ecom-bench-ingest-{setup.key}")
+    session_s = time.perf_counter() - t0
+    job = IngestJob(settings, spark, max_rows=max_rows, metrics=metrics)
+    job.listen()
+    d = drain(job, messages)
+    d.update(setup=setup.label, spark=setup.spark, cores=setup.cores, writer=setup.writer,
+             session_seconds=round(session_s, 1), load_average=round(os.getloadavg()[0], 2))
+    print(f"drain, {setup.label}: {d['messages']:,} messages in {d['seconds']} s = "
+          f"{d['events_per_s']:,} events/s ({d['batches']} batches; without the first "
+          f"{d['first_batch_seconds']} s batch: {d['steady_events_per_s']:,}/s; session "
+          f"{session_s:.1f} s; load average {d['load_average']})")
+    print(f"  time per phase (s): {d['phase_seconds']}")
+    steady = d["steady_cpu_us_per_event"]
+    print(f"  CPU per event (us): {d['cpu_us_per_event']}; without the first batch "
+          f"{steady}, total {sum(steady.values()):.1f} us: 2 idle cores fit at most "
+          f"{d['two_core_ceiling_events_per_s']:,} events/s")
+    if setup == HEADLINE:
+        return d, job, spark
+    job.close()
+    spark.stop()
+    return d, None, None
+
+
+class Scraper:
+    """Serves a job's metrics and scrapes them every SCRAPE_INTERVAL_S, as Prometheus would."""
+
+    def __init__(self, metrics: StreamMetrics) -> None:
+        self.metrics = metrics
+        self.server = metrics.serve("127.0.0.1", free_port())
+        self.scrapes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import urllib.request
+
+        while not self._stop.wait(SCRAPE_INTERVAL_S):
+            with urllib.request.urlopen(self.server.url, timeout=10) as response:
+                response.read()
+            self.scrapes += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.metrics.close()
+
+
+def metrics_cost(settings: Settings, spark: object, messages: int, pairs: int,
+                 max_rows: int | None) -> dict:
+    """Drain the backlog again `pairs` times each way, alternating off/on, from an emptied
+    raw: events/s without and with metrics (mean of each), the cost in %."""
+    rates: dict[str, list[int]] = {"off": [], "on": []}
+    cpu: dict[str, list[float]] = {"off": [], "on": []}  # us per event, all processes
+    scrapes = 0
+    for _ in range(pairs):
+        for mode in ("off", "on"):
+            empty_landing(settings)
+            metrics = StreamMetrics(settings) if mode == "on" else None
+            scraper = Scraper(metrics) if metrics is not None else None
+            job = IngestJob(settings, spark, max_rows=max_rows, metrics=metrics)
+            job.listen()
+            try:
+                figures = drain(job, messages)
+                rates[mode].append(figures["events_per_s"])
+                cpu[mode].append(round(sum(figures["cpu_us_per_event"].values()), 1))
+            finally:
+                job.close()
+                if scraper is not None:
+                    scrapes += scraper.scrapes
+                    scraper.close()
+            print(f"  metrics {mode:>3}: {rates[mode][-1]:,} events/s, "
+                  f"{cpu[mode][-1]} us CPU per event")
+
+    def mean(values: list[float] | list[int]) -> float:
+        return sum(values) / len(values)
+
+    off, on = mean(rates["off"]), mean(rates["on"])
+    cpu_off, cpu_on = mean(cpu["off"]), mean(cpu["on"])
+    return {"pairs": pairs, "off_events_per_s": rates["off"], "on_events_per_s": rates["on"],
+            "off_cpu_us_per_event": cpu["off"], "on_cpu_us_per_event": cpu["on"],
+            "scrapes": scrapes, "scrape_interval_s": SCRAPE_INTERVAL_S,
+            "cost_percent": round((off - on) / off * 100, 2),
+            "cpu_cost_percent": round((cpu_on - cpu_off) / cpu_off * 100, 2)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -274,17 +449,31 @@ def main() -> int:
                         help="backlog events per day (default 200000)")
     parser.add_argument("--max-rows-per-batch", type=int, default=None,
                         help="micro-batch cap (default ECOM_MAX_ROWS_PER_BATCH)")
+    parser.add_argument("--cores", default="1,2",
+                        help="Spark cores to drain with, side by side (default 1,2)")
+    parser.add_argument("--spark", default="local,cluster",
+                        help="local (local[N]) and/or cluster (N one-core workers); "
+                             "default both")
+    parser.add_argument("--writers", default="driver,executors",
+                        help="ECOM_SINK_WRITER values to drain with (default both)")
     parser.add_argument("--rate", type=float, default=2000.0, help="latency phase events/s")
     parser.add_argument("--latency-seconds", type=float, default=60.0,
                         help="how long to produce in the latency phase (default 60)")
+    parser.add_argument("--metrics", action="store_true",
+                        help="serve and scrape the stream's metrics in phases 1-3 too")
+    parser.add_argument("--metrics-pairs", type=int, default=2,
+                        help="phase 4: drains without and with metrics, each (0 = skip)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args()
+    plan = setups([int(c) for c in args.cores.split(",")], args.spark.split(","),
+                  args.writers.split(","))
 
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start (other work "
           "on the machine lowers every figure)")
     results: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
-        settings = private_stack(Path(tmp))
+        settings = private_stack(Path(tmp)).replace(spark_master_port=free_port(),
+                                                    spark_master_ui_port=free_port())
         job: IngestJob | None = None
         try:
             t0 = time.perf_counter()
@@ -292,23 +481,18 @@ def main() -> int:
             print(f"backlog: {manifest['messages_acknowledged']:,} messages "
                   f"({manifest['valid_events']:,} valid) simulated in "
                   f"{time.perf_counter() - t0:.1f} s")
-            from ingestion.spark import build_session
-
-            t0 = time.perf_counter()
-            spark = build_session(settings, "ecom-bench-ingest")
-            print(f"spark session: {time.perf_counter() - t0:.1f} s")
-            job = IngestJob(settings, spark, max_rows=args.max_rows_per_batch)
-            job.listen()
-            d = drain(job, manifest["messages_acknowledged"])
-            results["drain"] = d
-            print(f"drain: {d['messages']:,} messages in {d['seconds']} s = "
-                  f"{d['events_per_s']:,} events/s ({d['batches']} batches; without the "
-                  f"first {d['first_batch_seconds']} s batch: {d['steady_events_per_s']:,}/s)")
-            print(f"  time per phase (s): {d['phase_seconds']}")
-            steady = d["steady_cpu_us_per_event"]
-            print(f"  CPU per event (us): {d['cpu_us_per_event']}; without the first batch "
-                  f"{steady}, total {sum(steady.values()):.1f} us: 2 idle cores fit at most "
-                  f"{d['two_core_ceiling_events_per_s']:,} events/s")
+            drains = []
+            spark = None
+            scraper = Scraper(StreamMetrics(settings)) if args.metrics else None
+            for index, setup in enumerate(plan):
+                metrics = scraper.metrics if scraper and setup == HEADLINE else None
+                d, job, spark = drain_setup(settings, setup, manifest["messages_acknowledged"],
+                                            args.max_rows_per_batch, index, metrics)
+                drains.append(d)
+            cluster.down(settings)
+            results["drains"] = drains
+            results["drain"] = drains[-1]
+            assert job is not None and spark is not None
             t0 = time.perf_counter()
             job.wait([job.start_windows(available_now=True)])
             print(f"windows catch-up over the backlog: {time.perf_counter() - t0:.1f} s")
@@ -316,31 +500,58 @@ def main() -> int:
 
             c = raw_copy_rate(settings)
             results["raw_copy"] = c
-            ratio = d["events_per_s"] / c["rows_per_s"]
-            results["drain_over_copy"] = round(ratio, 2)
+            for d in drains:
+                d["drain_over_copy"] = round(d["events_per_s"] / c["rows_per_s"], 2)
+            results["drain_over_copy"] = drains[-1]["drain_over_copy"]
             print(f"raw COPY of the same {c['rows']:,} rows into a table like raw_events: "
                   f"{c['seconds']} s = {c['rows_per_s']:,} rows/s "
                   f"({c['postgres_cpu_us_per_row']} us PostgreSQL CPU per row)")
-            print(f"ratio drain / raw COPY: {ratio:.2f}")
+            print("drain side by side (events/s, ratio to the bare COPY):")
+            for d in drains:
+                print(f"  {d['setup']:<34} {d['events_per_s']:>8,}/s  "
+                      f"{d['drain_over_copy']:.2f}  (load {d['load_average']})")
 
-            job = IngestJob(settings, spark)
+            headline_settings = settings.replace(spark_master="local[2]")
+            job = IngestJob(headline_settings, spark,
+                            metrics=scraper.metrics if scraper else None)
             lat = latency(settings, job, args.rate, args.latency_seconds)
+            if scraper is not None:
+                scraper.close()
             results["latency"] = lat
             print(f"latency at {lat['produced_rate']:,} events/s for {args.latency_seconds:.0f} s:"
                   f" p50 {lat['p50_s']} s, p95 {lat['p95_s']} s, max {lat['max_s']} s "
                   f"({lat['visible']:,}/{lat['events']:,} visible)")
-            spark.stop()
+            if args.metrics_pairs > 0:
+                # the topic now holds the backlog and the latency phase's events
+                m = metrics_cost(headline_settings, spark, manifest["messages_acknowledged"]
+                                 + lat["events"], args.metrics_pairs, args.max_rows_per_batch)
+                results["metrics"] = m
+                print(f"metrics cost: {m['cost_percent']:.2f}% of drain throughput (without "
+                      f"{m['off_events_per_s']}, with {m['on_events_per_s']} events/s), "
+                      f"{m['cpu_cost_percent']:.2f}% more CPU per event (without "
+                      f"{m['off_cpu_us_per_event']}, with {m['on_cpu_us_per_event']} us); "
+                      f"{m['scrapes']} scrapes at {SCRAPE_INTERVAL_S:g} s")
+            spark.stop()  # type: ignore[attr-defined]
         finally:
             if job is not None:
                 job.close()
+            cluster.down(settings)
             broker.stop(settings)
             postgres.destroy(settings)
-    drain_ok = results["drain"]["events_per_s"] >= DRAIN_TARGET  # type: ignore[index]
+    headline = results["drain"]
+    drain_ok = headline["events_per_s"] >= DRAIN_TARGET  # type: ignore[index]
     p95_ok = results["latency"]["p95_s"] <= P95_TARGET  # type: ignore[index]
     print(f"\nload average {os.getloadavg()[0]:.1f} at end")
-    print(f"drain target {DRAIN_TARGET:,}/s: {'met' if drain_ok else 'MISSED'} (CPU-bound "
-          f"ceiling on 2 idle cores: {results['drain']['two_core_ceiling_events_per_s']:,}/s); "
-          f"p95 target {P95_TARGET:.0f} s: {'met' if p95_ok else 'MISSED'}")
+    print(f"drain target {DRAIN_TARGET:,}/s ({HEADLINE.label}): "
+          f"{'met' if drain_ok else 'MISSED'} (CPU-bound ceiling on 2 idle cores: "
+          f"{headline['two_core_ceiling_events_per_s']:,}/s); "  # type: ignore[index]
+          f"p95 target {P95_TARGET:.0f} s: {'met' if p95_ok else 'MISSED'}; ratio drain / COPY "
+          f"target {RATIO_TARGET}: "
+          f"{'met' if results['drain_over_copy'] >= RATIO_TARGET else 'MISSED'}")  # type: ignore[operator]
+    if "metrics" in results:
+        cost = results["metrics"]["cost_percent"]  # type: ignore[index]
+        print(f"metrics cost target <= {METRICS_COST_TARGET:g}%: "
+              f"{'met' if cost <= METRICS_COST_TARGET else 'MISSED'} ({cost:.2f}%)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n")

@@ -3,12 +3,15 @@
 Runs, each in its own process (its output streams through and is kept in bench/out/):
   simulate.py   simulator events/s (generation only, produced via confluent / kafka-python)
   ingest.py     backlog drain events/s vs a bare COPY of the same rows, p50/p95 latency
-                from produce to visible in realtime_metrics
+                from produce to visible in realtime_metrics, the stream metrics' cost
   dbt_build.py  dbt full build vs incremental run of one new day
   dag_parse.py  DAG parse time (Cosmos from the dbt manifest) vs rendering with dbt ls
   quality.py    Great Expectations raw checkpoint over a day of events
   dag_run.py    the daily DAG run vs the same work run directly (ratio), per-day wall
                 time at 20,000 and 150,000 events a day, a 30-day backfill's wall time
+  security.py   what TLS and the audit trail cost COPY and single-row INSERTs (ratios)
+  dr.py         disaster recovery: RPO (WAL archive lag) and RTO (point-in-time restore of
+                10 million raw events, to the first query answered) with pgBackRest
 and writes the figures, their targets and the machine description (cores, memory, CPU,
 Python, Java, PostgreSQL, load average) to bench/RESULTS.md.
 
@@ -56,12 +59,16 @@ class Benchmark:
 BENCHMARKS = (
     Benchmark("simulate", "simulate.py", (), ("--days", "1", "--events-per-day", "20000")),
     Benchmark("ingest", "ingest.py", (),
-              ("--days", "1", "--events-per-day", "40000", "--latency-seconds", "15")),
+              ("--days", "1", "--events-per-day", "40000", "--latency-seconds", "15",
+               "--spark", "local", "--metrics-pairs", "1")),
     Benchmark("dbt_build", "dbt_build.py", (), ("--days", "3", "--events-per-day", "5000")),
     Benchmark("dag_parse", "dag_parse.py", (), ("--runs", "1"), json_output=False),
     Benchmark("quality", "quality.py", (), ("--rows", "50000", "--history", "1")),
     Benchmark("dag_run", "dag_run.py", (),
               ("--sizes", "20000", "--history-days", "2", "--backfill-days", "3")),
+    Benchmark("security", "security.py", (),
+              ("--events-per-day", "20000", "--inserts", "2000", "--rounds", "2")),
+    Benchmark("dr", "dr.py", (), ("--events", "300000", "--per-day", "100000")),
 )
 
 
@@ -123,17 +130,25 @@ def ingest_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
     drain, copy, lat = data.get("drain", {}), data.get("raw_copy", {}), data.get("latency", {})
     drain_target = constant("ingest.py", "DRAIN_TARGET")
     p95_target = constant("ingest.py", "P95_TARGET")
+    ratio_target = constant("ingest.py", "RATIO_TARGET")
     rate = drain.get("events_per_s")
     rows = [
         Row("ingest", f"backlog drain into raw, events/s ({_num(drain.get('messages'))} "
-            "messages)", _num(rate), f">= {drain_target:,}",
+            f"messages{', ' + drain['setup'] if 'setup' in drain else ''})", _num(rate),
+            f">= {drain_target:,}",
             _verdict(None if rate is None else rate >= drain_target)),
         Row("ingest", "bare COPY of the same rows, rows/s", _num(copy.get("rows_per_s"))),
-        Row("ingest", "ratio drain / COPY", _num(data.get("drain_over_copy"), 2)),
+        Row("ingest", "ratio drain / COPY", _num(data.get("drain_over_copy"), 2),
+            f">= {ratio_target}", _verdict(None if data.get("drain_over_copy") is None
+                                           else data["drain_over_copy"] >= ratio_target)),
     ]
     if "two_core_ceiling_events_per_s" in drain:
         rows.append(Row("ingest", "CPU-bound ceiling on 2 idle cores, events/s",
                         _num(drain["two_core_ceiling_events_per_s"])))
+    for other in data.get("drains", [])[:-1]:  # the other setups, side by side
+        rows.append(Row("ingest", f"drain, {other['setup']}: events/s (ratio to COPY)",
+                        f"{_num(other['events_per_s'])} "
+                        f"({_num(other.get('drain_over_copy'), 2)})"))
     p95 = lat.get("p95_s")
     rows += [
         Row("ingest", f"produce-to-visible latency p50 at {_num(lat.get('produced_rate'))} "
@@ -142,6 +157,16 @@ def ingest_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
             "events/s, s", _num(p95, 2), f"<= {p95_target:g}",
             _verdict(None if p95 is None else p95 <= p95_target)),
     ]
+    if metrics := data.get("metrics"):
+        cost_target = constant("ingest.py", "METRICS_COST_TARGET")
+        cost = metrics["cost_percent"]
+        runs = len(metrics["on_events_per_s"])
+        rows.append(Row(
+            "ingest", f"metrics cost: drain events/s lost with the stream's metrics served and "
+            f"scraped every {metrics['scrape_interval_s']:g} s ({runs} drain(s) each way), %",
+            _num(cost, 2), f"<= {cost_target:g}", _verdict(cost <= cost_target)))
+        rows.append(Row("ingest", "metrics cost: CPU per event (all processes) added, %",
+                        _num(metrics.get("cpu_cost_percent"), 2)))
     return rows
 
 
@@ -235,11 +260,40 @@ def dag_run_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
                         "events (`--date .. --to ..`), s", _num(b["wall_s"], 0)))
         rows.append(Row("dag_run", "backfill, s a day", _num(b["per_day_s"], 1)))
     return rows
+def security_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
+    target = constant("security.py", "TARGET_RATIO")
+    copy = data.get("copy_tls_audit_over_plain_none")
+    return [
+        Row("security", f"COPY of {_num(data.get('rows'))} raw rows with TLS + audit, rows/s",
+            _num(data.get("tls_audit", {}).get("copy_rows_per_s"))),
+        Row("security", "COPY: TLS + audit / neither", _num(copy, 3), f">= {target}",
+            _verdict(None if copy is None else copy >= target)),
+        Row("security", "single-row INSERTs: TLS + audit / neither",
+            _num(data.get("insert_tls_audit_over_plain_none"), 3)),
+        Row("security", "single-row INSERTs: audit only / neither",
+            _num(data.get("insert_plain_audit_over_plain_none"), 3)),
+    ]
+
+
+def dr_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
+    rpo_target, rto_target = constant("dr.py", "TARGET_RPO_S"), constant("dr.py", "TARGET_RTO_S")
+    rpo, rto = data.get("rpo_s"), data.get("rto_s")
+    size = data.get("database_bytes")
+    return [
+        Row("dr", f"RPO, worst case measured (archive_timeout {data.get('wal_timeout_s')} s), s",
+            _num(rpo, 1), f"<= {rpo_target:g}",
+            _verdict(None if rpo is None else rpo <= rpo_target)),
+        Row("dr", f"RTO, restore to a moment of {_num(data.get('events'))} raw events "
+            f"({_num(None if size is None else size / 1e9, 2)} GB), s", _num(rto, 1),
+            f"<= {rto_target:g}", _verdict(None if rto is None else rto <= rto_target)),
+        Row("dr", "full backup (pgBackRest, lz4), s", _num(data.get("backup_s"), 1)),
+    ]
 
 
 ROWS: dict[str, Callable[[dict[str, Any], str], list[Row]]] = {
     "simulate": simulate_rows, "ingest": ingest_rows, "dbt_build": dbt_rows,
-    "dag_parse": dag_rows, "quality": quality_rows, "dag_run": dag_run_rows,
+    "dag_parse": dag_rows, "quality": quality_rows,
+    "security": security_rows, "dr": dr_rows, "dag_run": dag_run_rows,
 }
 
 

@@ -102,7 +102,7 @@ def main() -> int:
                 results[client] = _measure(
                     f"produced via {client}", cfg, plan, catalog,
                     lambda tally, c=client, t=topic: kafka_sink(
-                        c, settings.kafka_bootstrap_servers, t, tally))
+                        c, settings, t, tally))
         finally:
             if own_broker is not None:
                 broker.stop(own_broker)

@@ -32,8 +32,8 @@ from ecom.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "ECOM_"
-Role = Literal["admin", "loader", "transformer", "reader"]
-ROLES: tuple[Role, ...] = ("admin", "loader", "transformer", "reader")
+Role = Literal["admin", "loader", "transformer", "reader", "monitor"]
+ROLES: tuple[Role, ...] = ("admin", "loader", "transformer", "reader", "monitor")
 
 #: set while `Settings.from_env` builds: the environment it reads (a plain `Settings()` reads
 #: none, so tests and tools get exactly the defaults and what they pass)
@@ -75,8 +75,9 @@ class Settings(BaseSettings):
     pg_transformer_password: SecretStr = SecretStr("")
     pg_reader_user: str = "reader"
     pg_reader_password: SecretStr = SecretStr("")
-    pg_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca",
-                        "verify-full"] = "prefer"
+    # auto: verify-full against the embedded stack's own CA, prefer for an external server
+    pg_sslmode: Literal["auto", "disable", "allow", "prefer", "require", "verify-ca",
+                        "verify-full"] = "auto"
     # directory holding initdb/pg_ctl; empty = PATH, then /usr/lib/postgresql/<version>/bin
     pg_bin_dir: str = ""
 
@@ -113,6 +114,79 @@ class Settings(BaseSettings):
 
     # Airflow
     airflow_port: int = Field(18080, ge=1, le=65535)
+
+    # ---- security: TLS to PostgreSQL, Kafka SASL/TLS (issue #19)
+    # CA file that signed the PostgreSQL server's certificate (libpq's sslrootcert); empty:
+    # the embedded stack's own CA (<data dir>/tls/ca.crt), or libpq's default when external
+    pg_sslrootcert: str = ""
+    # how every Kafka client of the project (producers, admin, Spark's sources) connects
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = \
+        "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    # PEM files: the CA that signed the brokers' certificates (empty: the system's CAs), and
+    # a client certificate and key for brokers that require mutual TLS
+    kafka_ssl_cafile: str = ""
+    kafka_ssl_certfile: str = ""
+    kafka_ssl_keyfile: str = ""
+    kafka_ssl_key_password: SecretStr = SecretStr("")
+    # verify that the broker's certificate names the host the client connected to
+    kafka_ssl_check_hostname: bool = True
+
+    # ---- operations: archive, retention, backups (issue #17)
+    # raw days (event date; dead letters: day received) older than this are archived
+    archive_after_days: int = Field(30, ge=1)
+    # where the archive goes: a path or any fsspec URL (s3://bucket/prefix needs s3fs);
+    # empty = <data dir>/archive
+    archive_url: str = ""
+    # ops logs (quality results, task logs, run reports, maintenance log, ingest ledger)
+    ops_log_retention_days: int = Field(90, ge=1)
+    # raw.realtime_metrics (5-minute windows)
+    realtime_retention_days: int = Field(7, ge=1)
+    # date-grained marts and their intermediate tables (daily_aggregations, ...)
+    mart_retention_days: int = Field(365, ge=1)
+    # continuous WAL archiving + pgBackRest backups of the embedded cluster
+    backup_enabled: bool = True
+    # pgBackRest repository; empty = <data dir>/backup/repo (put it on another disk)
+    backup_repo: str = ""
+    # full backups kept (older ones expire with their differentials and WAL)
+    backup_retention_full: int = Field(2, ge=1)
+    # `auto` backups are full when the newest full is this old, differential otherwise
+    backup_full_every_days: int = Field(7, ge=1)
+    # archive_timeout: the longest committed data waits for its WAL to be archived (RPO)
+    backup_wal_timeout_seconds: int = Field(30, ge=1, le=3600)
+
+    # ---- Spark cluster and sink (issue #20)
+    # who writes a micro-batch's rows: the driver (COPY straight into raw) or the executors
+    # (COPY into a staging table; the driver's transaction moves the batch). See docs/scaling.md
+    sink_writer: Literal["driver", "executors"] = "driver"
+    # `ecom spark up`: a standalone cluster on this machine, from the installed pyspark
+    spark_workers: int = Field(2, ge=1)
+    spark_worker_cores: int = Field(1, ge=1)
+    spark_worker_memory: str = "1g"
+    spark_master_port: int = Field(7077, ge=1, le=65535)
+    spark_master_ui_port: int = Field(8081, ge=1, le=65535)
+    # memory of each executor (on a cluster; local mode runs them in the driver's JVM)
+    spark_executor_memory: str = "1g"
+
+    # ---- observability and alerting (issue #18)
+    # monitor: read-only operator role of `ecom metrics serve` (ops, pg_monitor statistics)
+    pg_monitor_user: str = "monitor"
+    pg_monitor_password: SecretStr = SecretStr("")
+    # the streaming job's /metrics (prometheus_client) on this port; 0 = not served
+    stream_metrics_port: int = Field(0, ge=0, le=65535)
+    # `ecom metrics serve`: the warehouse exporter's port
+    exporter_port: int = Field(9188, ge=1, le=65535)
+    # address both metrics endpoints bind to (0.0.0.0 inside a container)
+    metrics_host: str = "127.0.0.1"
+    # `ecom metrics prometheus`: a local Prometheus against the embedded stack
+    prometheus_port: int = Field(9090, ge=1, le=65535)
+    # Slack-compatible incoming webhook for failures (empty = no webhook messages)
+    alert_webhook_url: SecretStr = SecretStr("")
+    # the daily DAG run must finish within this many minutes of being queued (deadline
+    # alert); 0 = no deadline
+    pipeline_deadline_minutes: float = Field(120.0, ge=0)
 
     verbose: bool = False
 
@@ -169,10 +243,29 @@ class Settings(BaseSettings):
         if password := self.password(role):
             auth += ":" + quote(password, safe="")
         db = database or self.pg_database
+        tls = f"sslmode={self.sslmode}"
+        if self.sslrootcert:
+            tls += "&sslrootcert=" + quote(self.sslrootcert, safe="/")
         return (
             f"postgresql://{auth}@{self.pg_host}:{self.pg_port}/{db}"
-            f"?sslmode={self.pg_sslmode}&application_name=ecom"
+            f"?{tls}&application_name=ecom"
         )
+
+    @property
+    def sslmode(self) -> str:
+        """libpq's sslmode: `auto` is verify-full on the embedded stack (its own CA signed the
+        server's certificate), prefer on an external server (set it there: require or
+        verify-full)."""
+        if self.pg_sslmode != "auto":
+            return self.pg_sslmode
+        return "verify-full" if self.pg_mode == "embedded" else "prefer"
+
+    @property
+    def sslrootcert(self) -> str:
+        """The CA file clients verify PostgreSQL's certificate with ('' = libpq's default)."""
+        if self.pg_sslrootcert:
+            return self.pg_sslrootcert
+        return str(self.tls_dir / "ca.crt") if self.pg_mode == "embedded" else ""
 
     def redacted_dsn(self, role: Role = "admin") -> str:
         return f"postgresql://{self.user(role)}:***@{self.pg_host}:{self.pg_port}/{self.pg_database}"
@@ -218,6 +311,11 @@ class Settings(BaseSettings):
         return self.data_dir / "secrets.env"
 
     @property
+    def tls_dir(self) -> Path:
+        """The embedded stack's private CA and its PostgreSQL server certificate."""
+        return self.data_dir / "tls"
+
+    @property
     def dbt_project_dir(self) -> Path:
         return REPO_ROOT / "dbt_project"
 
@@ -230,8 +328,11 @@ class Settings(BaseSettings):
 
         `secrets=False` leaves the passwords out (for anything a person reads)."""
         out: dict[str, str] = {}
+        resolved = {"pg_sslmode": self.sslmode, "pg_sslrootcert": self.sslrootcert}
         for name, value in self:
-            if isinstance(value, SecretStr):
+            if name in resolved:  # what clients use (dbt's profile reads these)
+                value = resolved[name]
+            elif isinstance(value, SecretStr):
                 if not secrets:
                     continue
                 value = value.get_secret_value()
@@ -285,18 +386,21 @@ def _accepts(field: str, error: Mapping[str, Any]) -> str:
     return str(error["msg"]).rstrip(".").lower()
 
 
-def isolated_settings(data_dir: Path, pg_port: int, kafka_port: int) -> Settings:
+def isolated_settings(data_dir: Path, pg_port: int, kafka_port: int,
+                      **overrides: Any) -> Settings:
     """Settings for a throwaway embedded stack (tests, benchmarks): its own data dir and
     ports, and none of the caller's `ECOM_*` variables, so it can never touch the
-    developer's stack."""
+    developer's stack. No WAL archiving unless asked (`backup_enabled=True`): a throwaway
+    cluster has nothing to recover, and archiving every test's WAL costs disk and CPU."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     env.update(
         ECOM_PG_PORT=str(pg_port),
         ECOM_KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{kafka_port}",
         ECOM_PG_MODE="embedded",
         ECOM_KAFKA_MODE="embedded",
+        ECOM_BACKUP_ENABLED="false",
     )
-    return Settings.from_env(env, data_dir=data_dir)
+    return Settings.from_env(env, **{"data_dir": data_dir, **overrides})
 
 
 def load_settings() -> Settings:

@@ -6,11 +6,12 @@ import time
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from ecom.config import Settings
 from ecom.errors import UserError
+from ecom.kafka_security import KafkaSecurity
 from ecom.ports import port_answers
 
 
@@ -40,6 +41,7 @@ def admin_client(settings: Settings, timeout_s: float = 5.0) -> KafkaAdminClient
             bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
             client_id="ecom-admin",
             request_timeout_ms=int(timeout_s * 1000),
+            **KafkaSecurity.of(settings).kafka_python(),
         )
     except (KafkaError, OSError) as exc:
         raise UserError(
@@ -130,5 +132,64 @@ def describe(settings: Settings) -> dict[str, int]:
     client = admin_client(settings)
     try:
         return topic_partitions(client, list(settings.topics))
+    finally:
+        client.close()
+
+
+@dataclass(frozen=True)
+class TopicRetention:
+    """A topic's `retention.ms`: what the project wants, what the broker reported before
+    and after `ensure_retention` (None: it reports none), and whether it was changed."""
+
+    topic: str
+    wanted_ms: int
+    found_ms: int | None
+    now_ms: int | None
+    changed: bool
+
+    @property
+    def holds(self) -> bool:
+        return self.now_ms == self.wanted_ms
+
+
+def _retention_ms(client: KafkaAdminClient, topic: str) -> int | None:
+    # no key filter: tansu drops the connection when the request names config keys
+    described = client.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)],
+                                        config_filter="all")
+    entry = (described.get("topic", {}).get(topic) or {}).get("retention.ms") or {}
+    value = entry.get("value")
+    return int(value) if value not in (None, "") else None
+
+
+def ensure_retention(settings: Settings, *, apply: bool = True) -> list[TopicRetention]:
+    """Check each existing project topic's retention.ms against the project's (events 7 d,
+    processed 30 d, ...) and, with `apply`, set it where it differs; then read it back.
+
+    An incremental alter: other settings of the topic (a real cluster's
+    min.insync.replicas, ...) are left as they are."""
+    client = admin_client(settings)
+    try:
+        existing = set(client.list_topics())
+        out = []
+        for topic, wanted in settings.topic_retention_ms.items():
+            if topic not in existing:
+                continue
+            found = _retention_ms(client, topic)
+            changed = False
+            if apply and found != wanted:
+                try:
+                    client.alter_configs([ConfigResource(
+                        ConfigResourceType.TOPIC, topic, configs={"retention.ms": str(wanted)})],
+                        raise_on_unknown=False)
+                    changed = True
+                except KafkaError as exc:
+                    raise UserError(
+                        f"Kafka at {settings.kafka_bootstrap_servers} refused to set "
+                        f"retention.ms={wanted} on {topic} ({type(exc).__name__}): set it with "
+                        "your cluster's tooling, or grant this client AlterConfigs on the topic."
+                    ) from exc
+            now = _retention_ms(client, topic) if changed else found
+            out.append(TopicRetention(topic, wanted, found, now, changed))
+        return out
     finally:
         client.close()

@@ -20,20 +20,21 @@ from kafka.errors import KafkaError
 
 from ecom.config import Settings
 from ecom.errors import UserError
+from ecom.kafka_security import KafkaSecurity
 
 KAFKA_CLIENTS = ("confluent", "kafka-python")
 
 
 def confluent_config(settings: Settings, client_id: str, **extra: Any) -> dict[str, Any]:
-    """librdkafka configuration: the cluster's address, acks=all, then `extra`."""
+    """librdkafka configuration: the cluster's address and security, acks=all, then `extra`."""
     return {"bootstrap.servers": settings.kafka_bootstrap_servers, "client.id": client_id,
-            "acks": "all", **extra}
+            "acks": "all", **KafkaSecurity.of(settings).confluent(), **extra}
 
 
 def kafka_python_config(settings: Settings, client_id: str, **extra: Any) -> dict[str, Any]:
-    """kafka-python keyword arguments: the cluster's address, then `extra`."""
+    """kafka-python keyword arguments: the cluster's address and security, then `extra`."""
     return {"bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
-            "client_id": client_id, **extra}
+            "client_id": client_id, **KafkaSecurity.of(settings).kafka_python(), **extra}
 
 
 def confluent_producer(settings: Settings, client_id: str, **extra: Any) -> Producer:

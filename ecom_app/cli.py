@@ -19,8 +19,12 @@ from ecom.stack.manager import StackStatus, down, status_of, up
 from ecom.warehouse.migrate import migrate
 from ecom_app.demo import DemoPlan, run_demo
 from ecom_app.local_airflow.cli import airflow_app, pipeline_app
+from ecom_app.metrics.cli import metrics_app
+from ecom_app.warehouse_cli import add_commands as add_warehouse_security_commands
 from expectations.cli import app as quality_app
 from ingestion.cli import app as ingest_app
+from ingestion.cluster_cli import app as spark_app
+from operations.cli import add_backup_commands, archive_app, maintenance_app
 from simulator.cli import app as simulate_app
 
 console = Console()
@@ -34,15 +38,22 @@ app = typer.Typer(
 stack_app = typer.Typer(help="Embedded PostgreSQL + Kafka-protocol broker (no Docker).",
                         no_args_is_help=True)
 kafka_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
-warehouse_app = typer.Typer(help="Warehouse landing schema and roles.", no_args_is_help=True)
+warehouse_app = typer.Typer(help="Warehouse landing schema and roles; backups and restore.",
+                            no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(warehouse_app, name="warehouse")
+add_warehouse_security_commands(warehouse_app)
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(quality_app, name="quality")
 app.add_typer(airflow_app, name="airflow")
 app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(maintenance_app, name="maintenance")
+app.add_typer(archive_app, name="archive")
+add_backup_commands(warehouse_app)
+app.add_typer(spark_app, name="spark")
+app.add_typer(metrics_app, name="metrics")
 
 _state: dict[str, bool] = {"verbose": False}
 
@@ -64,6 +75,8 @@ def print_stack_status(status: StackStatus) -> None:
     table.add_column("component")
     table.add_column("state")
     table.add_row("postgresql", status.postgres)
+    if status.backups:
+        table.add_row("  backups", status.backups)
     table.add_row("kafka", status.kafka)
     for name, partitions in status.topics.items():
         table.add_row(f"  topic {name}", f"{partitions} partition(s)")
@@ -101,9 +114,13 @@ def kafka_init() -> None:
 
 
 @warehouse_app.command("migrate")
-def warehouse_migrate() -> None:
+def warehouse_migrate(
+    wait: float = typer.Option(
+        0, "--wait", help="Seconds to keep retrying the first connection while PostgreSQL "
+                          "is still starting (a container that just came up)."),
+) -> None:
     """Apply pending landing-schema migrations and set role passwords (idempotent)."""
-    applied = migrate(settings())
+    applied = migrate(settings(), wait_s=wait)
     console.print(f"applied: {', '.join(applied) if applied else 'nothing pending'}")
 
 

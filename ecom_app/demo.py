@@ -59,7 +59,8 @@ def _ecom(settings: Settings, *args: str) -> list[str]:
 def _step(settings: Settings, name: str, cmd: list[str], results: list[StepResult],
           *, allowed_to_fail: bool = False) -> bool:
     console.print(Rule(f"[bold]{name}"))
-    console.print(f"$ {' '.join(cmd[2:] if cmd[:2] == [sys.executable, '-m'] else cmd)}",
+    shown = ["ecom", *cmd[3:]] if cmd[:3] == _ecom(settings) else cmd
+    console.print(f"$ {' '.join(shown)}",
                   style="dim")
     started = time.monotonic()
     proc = subprocess.run(cmd, cwd=REPO_ROOT, env=settings.subprocess_env(), check=False)
@@ -183,16 +184,18 @@ def print_summary(settings: Settings, plan: DemoPlan, manifest_paths: list[Path]
     console.print("\n[bold]Where to look next[/]")
     console.print(f"  dbt docs (lineage): {dbt_docs}  -> serve with "
                   "`.venv/bin/dbt docs serve --project-dir dbt_project --profiles-dir dbt_project`"
-                  " after `eval \"$(.venv/bin/ecom env)\"`")
+                  " after `eval \"$(.venv/bin/ecom env --show-secrets)\"`")
     console.print("  GE Data Docs: `.venv/bin/ecom quality docs` prints the site's index.html")
     console.print("  Airflow UI: `.venv/bin/ecom airflow up` (prints URL and login)")
     spark_logs = sorted(settings.log_dir.glob("spark-*.log"))
     if spark_logs:
         console.print("  Spark's own log (its WARN lines are kept out of this output): "
                       + ", ".join(str(p) for p in spark_logs))
-    console.print("  Warehouse: `eval \"$(.venv/bin/ecom env)\"` then psql as reader: "
-                  "psql \"postgresql://$ECOM_PG_READER_USER:$ECOM_PG_READER_PASSWORD@"
-                  "$ECOM_PG_HOST:$ECOM_PG_PORT/$ECOM_PG_DATABASE\"")
+    console.print("  Warehouse: `eval \"$(.venv/bin/ecom env --show-secrets)\"` then psql as "
+                  "reader (TLS, the stack's CA): PGPASSWORD=\"$ECOM_PG_READER_PASSWORD\" psql "
+                  "\"host=$ECOM_PG_HOST port=$ECOM_PG_PORT dbname=$ECOM_PG_DATABASE "
+                  "user=$ECOM_PG_READER_USER sslmode=$ECOM_PG_SSLMODE "
+                  "sslrootcert=$ECOM_PG_SSLROOTCERT\"", highlight=False, markup=False)
     if not all(r.ok for r in results):
         raise UserError("the demo finished with failed steps (see the table above).")
 

@@ -47,8 +47,10 @@ def check(
         None, "--date", help="Logical (UTC) day to validate, YYYY-MM-DD. Default: yesterday."
     ),
     show_all: bool = typer.Option(False, "--all", help="Also list the expectations that passed."),
-    alert: bool = typer.Option(True, "--alert/--no-alert",
-                               help="Publish an alert to the alerts topic when the gate fails."),
+    alert: bool = typer.Option(
+        True, "--alert/--no-alert",
+        help="When the gate fails, publish an alert to the alerts topic and post it to the "
+             "webhook (ECOM_ALERT_WEBHOOK_URL, once per layer and day)."),
     project_dir: Path = typer.Option(None, "--project-dir", help=PROJECT_DIR_HELP),
 ) -> None:
     """Run the layer's checkpoint; exit 1 (naming each failed expectation) when it fails."""
@@ -67,6 +69,7 @@ def check(
                   highlight=False)
     if not result.success and alert:
         console.print(f"alert published to {settings.topic_alerts}", markup=False)
+        console.print(result.notification or "", markup=False, highlight=False)
     if result.data_docs:
         console.print(f"data docs: {result.data_docs}", markup=False, highlight=False)
     raise typer.Exit(0 if result.success else 1)

@@ -4,11 +4,13 @@
 1. open the file-mode GE project and sync the layer's suites/checkpoint from code;
 2. run the checkpoint on the day's batches (GE's SQL engine: the work runs in PostgreSQL);
 3. write one row per expectation to `ops.data_quality_logs`;
-4. on failure, publish an alert to the alerts topic.
+4. on failure, publish an alert to the alerts topic and post it to the webhook
+   (`expectations.notify`: once per layer and day).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ecom.config import Settings
 from ecom.errors import UserError
 from expectations.alerts import publish_alert
+from expectations.notify import notify_gate_failure
 from expectations.params import RunValues, run_values
 from expectations.project import (
     LAYERS,
@@ -71,6 +74,9 @@ def run_gate(
     )
     write_logs(settings, result)
     if publish and not result.success:
+        # the webhook first: it never raises, so a person hears of it even with Kafka down
+        delivery = notify_gate_failure(settings, result)
+        result = dataclasses.replace(result, notification=delivery.describe())
         publish_alert(settings, result)
     return result
 

@@ -116,6 +116,7 @@ class GateResult:
     finished_at: datetime
     outcomes: tuple[Outcome, ...]
     data_docs: str | None = None
+    notification: str | None = None  # what became of the webhook message of a failure
 
     @property
     def success(self) -> bool:

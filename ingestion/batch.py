@@ -3,10 +3,10 @@
 For backfill and recovery: `--from earliest|<ISO time> --to latest|<ISO time>`. Times select
 records by their Kafka timestamp (when the broker/producer stamped them), not by
 event_timestamp. The range is cut into chunks of at most `max_rows_per_batch` offsets, each
-read by one Spark job and landed by `ingestion.sink.land_batch` under the ledger name
-`replay-<run id>`. Idempotent: records whose coordinates already landed in the topic's
-current epoch (the one the stream writes) are skipped, so a replay over data the stream has
-ingested adds 0 rows.
+read by one Spark job and landed by `ingestion.writer` (the driver or the executors write)
+under the ledger name `replay-<run id>`. Idempotent: records whose coordinates already
+landed in the topic's current epoch (the one the stream writes) are skipped, so a replay
+over data the stream has ingested adds 0 rows.
 """
 
 from __future__ import annotations
@@ -20,13 +20,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ecom.config import Settings
-from ecom.db import connect
 from ecom.errors import UserError
-from ingestion.collect import arrow_batches
-from ingestion.kafka_client import make_client
-from ingestion.kafka_source import FORMAT, split_ranges
-from ingestion.records import KafkaRecords
-from ingestion.sink import gc_paused, land_batch
+from ingestion.kafka_client import settings_client
+from ingestion.kafka_source import FORMAT, source_options, split_ranges
+from ingestion.sink import gc_paused
+from ingestion.writer import Connections, land
 
 
 @dataclass
@@ -78,9 +76,8 @@ def read_chunk(spark: Any, settings: Settings, topic: str, start: dict[str, int]
         return df
     reader = (
         spark.read.format(FORMAT)
-        .option("bootstrap", settings.kafka_bootstrap_servers)
+        .options(**source_options(settings))
         .option("topic", topic)
-        .option("client", settings.kafka_client)
         .option("starting_offsets", json.dumps(start))
         .option("ending_offsets", json.dumps(end))
     )
@@ -99,7 +96,7 @@ def replay(settings: Settings, spark: Any, start: str = "earliest", end: str = "
     if from_ms is not None and to_ms is not None and from_ms >= to_ms:
         raise UserError(f"--from {start} is not before --to {end}.")
     topic = settings.topic_events
-    client = make_client(settings.kafka_bootstrap_servers, settings.kafka_client)
+    client = settings_client(settings)
     try:
         partitions = client.partitions(topic)
         starts = client.log_starts(topic, partitions)
@@ -110,17 +107,14 @@ def replay(settings: Settings, spark: Any, start: str = "earliest", end: str = "
     chunks = plan_chunks(starts, ends, max_rows or settings.max_rows_per_batch)
     log(f"replaying {topic} {start} .. {end}: {sum(ends[p] - starts[p] for p in partitions):,} "
         f"offsets in {len(chunks)} chunk(s), ledger {stats.query_name}")
-    conn = connect(settings, "loader")
-    check_conn = connect(settings, "loader", autocommit=True)
+    conns = Connections(settings)
     began = time.perf_counter()
     try:
         for index, (lo, hi) in enumerate(chunks):
             t0 = time.perf_counter()
             df = read_chunk(spark, settings, topic, lo, hi, from_ms, to_ms)
-            records = (KafkaRecords.from_arrow(b) for b in arrow_batches(df) if b.num_rows)
-            with gc_paused():  # dropping the events before the collector resumes
-                result = land_batch(conn, check_conn, stats.query_name, index, records)
-                result.landed = []
+            with gc_paused():  # the writer drops the events before the collector resumes
+                result = land(settings, conns, stats.query_name, index, df)
             seconds = time.perf_counter() - t0
             stats.chunks += 1
             stats.rows += result.rows_read
@@ -133,8 +127,7 @@ def replay(settings: Settings, spark: Any, start: str = "earliest", end: str = "
                 f"{result.valid:,} new, {result.rejected:,} rejected, "
                 f"{result.settled:,} already landed in {seconds:.2f} s")
     finally:
-        conn.close()
-        check_conn.close()
+        conns.close()
     stats.seconds = time.perf_counter() - began
     log(f"replay done: {stats.rows:,} rows read, {stats.valid:,} landed, {stats.rejected:,} "
         f"rejected ({stats.duplicates:,} duplicates), {stats.settled:,} were already landed, "

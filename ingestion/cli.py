@@ -36,11 +36,16 @@ def stream(
              "landed become duplicate_event_id dead letters.")] = False,
     max_rows_per_batch: Annotated[int | None, typer.Option(
         help="Cap on rows per micro-batch (default ECOM_MAX_ROWS_PER_BATCH).")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Serve Prometheus metrics on this port, at ECOM_METRICS_HOST (default "
+             "ECOM_STREAM_METRICS_PORT; 0 = none).", min=0, max=65535)] = None,
 ) -> None:
     """Ingest the events topic until stopped (Ctrl-C / SIGTERM stop between batches)."""
     from ingestion.stream import run_stream
 
     settings = load_settings()
+    if metrics_port is not None:
+        settings = settings.replace(stream_metrics_port=metrics_port)
     verbose = settings.verbose or bool(ctx.find_root().params.get("verbose"))
     run_stream(settings, available_now=available_now, reset=reset_checkpoint,
                max_rows=max_rows_per_batch, log=_log, traces=verbose)

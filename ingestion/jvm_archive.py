@@ -31,7 +31,7 @@ def archive_key() -> str:
     if java:
         real = Path(java).resolve()
         java_id = f"{real}:{real.stat().st_mtime_ns}"
-    jars = sorted(p.name for p in (_pyspark_home() / "jars").glob("*.jar"))
+    jars = sorted(p.name for p in (pyspark_home() / "jars").glob("*.jar"))
     digest = hashlib.sha256("\n".join([java_id, version("pyspark"), *jars]).encode())
     return digest.hexdigest()[:16]
 
@@ -63,7 +63,7 @@ def set_aside(path: Path) -> Path:
     return bad
 
 
-def _pyspark_home() -> Path:
+def pyspark_home() -> Path:
     """pyspark's install folder, found without importing pyspark."""
     spec = importlib.util.find_spec("pyspark")
     if spec is None or spec.origin is None:

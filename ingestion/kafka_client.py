@@ -20,7 +20,9 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
+from ecom.config import Settings
 from ecom.errors import UserError
+from ecom.kafka_security import KafkaSecurity
 
 #: Arrow schema of what the source emits (Spark: topic string, partition int, offset long,
 #: timestamp timestamp, key string, value binary).
@@ -49,12 +51,22 @@ class KafkaClient(Protocol):
     def close(self) -> None: ...
 
 
-def make_client(bootstrap: str, client: str = "confluent") -> KafkaClient:
+def make_client(bootstrap: str, client: str = "confluent",
+                security: KafkaSecurity | None = None) -> KafkaClient:
+    """A reader of `bootstrap` with the given client library and security (in executors:
+    `KafkaSecurity.from_options`, which takes the secrets from the environment)."""
+    security = security or KafkaSecurity()
     if client == "confluent":
-        return ConfluentClient(bootstrap)
+        return ConfluentClient(bootstrap, security)
     if client in {"kafka-python", "kafka_python"}:
-        return KafkaPythonClient(bootstrap)
+        return KafkaPythonClient(bootstrap, security)
     raise UserError(f"Unknown ECOM_KAFKA_CLIENT {client!r}: use 'confluent' or 'kafka-python'.")
+
+
+def settings_client(settings: Settings) -> KafkaClient:
+    """The driver's reader: the settings' cluster, client library and security."""
+    return make_client(settings.kafka_bootstrap_servers, settings.kafka_client,
+                       KafkaSecurity.of(settings))
 
 
 class _BatchBuilder:
@@ -114,8 +126,9 @@ def _unreachable(bootstrap: str, exc: object) -> UserError:
 class ConfluentClient:
     """librdkafka via confluent-kafka."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, security: KafkaSecurity | None = None) -> None:
         self.bootstrap = bootstrap
+        self.security = security or KafkaSecurity()
         self._probe: Any = None
 
     def _consumer(self, **extra: Any) -> Any:
@@ -131,6 +144,7 @@ class ConfluentClient:
             "fetch.wait.max.ms": 50,
             "socket.connection.setup.timeout.ms": 5000,
             "log_level": 3,
+            **self.security.confluent(),
         }
         conf.update(extra)
         return Consumer(conf)
@@ -290,8 +304,9 @@ def _codec_error(topic: str, exc: Exception) -> UserError:
 class KafkaPythonClient:
     """The pure-Python client (kafka-python)."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, security: KafkaSecurity | None = None) -> None:
         self.bootstrap = bootstrap
+        self.security = security or KafkaSecurity()
         self._probe: Any = None
 
     def _consumer(self, **extra: Any) -> Any:
@@ -302,7 +317,8 @@ class KafkaPythonClient:
             return KafkaConsumer(
                 bootstrap_servers=self.bootstrap.split(","), group_id=None,
                 enable_auto_commit=False, auto_offset_reset="none", fetch_max_wait_ms=50,
-                request_timeout_ms=int(PROBE_TIMEOUT_S * 1000) + 5000, **extra,
+                request_timeout_ms=int(PROBE_TIMEOUT_S * 1000) + 5000,
+                **self.security.kafka_python(), **extra,
             )
         except (KafkaError, OSError) as exc:
             raise _unreachable(self.bootstrap, exc) from exc

@@ -45,7 +45,9 @@ from pyspark.sql.streaming.datasource import (
 )
 from pyspark.sql.types import StructType
 
+from ecom.config import Settings
 from ecom.errors import UserError
+from ecom.kafka_security import SOURCE_OPTION, KafkaSecurity
 from ingestion.kafka_client import SPARK_SCHEMA, KafkaClient, make_client
 
 FORMAT = "ecom_kafka"
@@ -127,6 +129,19 @@ def check_not_ahead(topic: str, start: Offsets, ends: dict[int, int], reset_hint
     )
 
 
+def source_options(settings: Settings) -> dict[str, str]:
+    """The options every read of this source takes from the settings: the cluster, the
+    client library and the security without its secrets (executors read those from the
+    environment: see `ecom.kafka_security`)."""
+    return {"bootstrap": settings.kafka_bootstrap_servers, "client": settings.kafka_client,
+            SOURCE_OPTION: json.dumps(KafkaSecurity.of(settings).public_options())}
+
+
+def _options_client(options: dict[str, str]) -> KafkaClient:
+    return make_client(options["bootstrap"], options.get("client", "confluent"),
+                       KafkaSecurity.from_options(options.get(SOURCE_OPTION)))
+
+
 class _ClientMixin:
     options: dict[str, str]
     _client: KafkaClient | None
@@ -137,8 +152,7 @@ class _ClientMixin:
 
     def client(self) -> KafkaClient:
         if getattr(self, "_client", None) is None:
-            self._client = make_client(
-                self.options["bootstrap"], self.options.get("client", "confluent"))
+            self._client = _options_client(self.options)
         return self._client  # type: ignore[return-value]
 
     def __getstate__(self) -> dict[str, Any]:
@@ -147,7 +161,7 @@ class _ClientMixin:
         return state
 
     def read(self, partition: KafkaRange) -> Iterator[pa.RecordBatch]:  # type: ignore[override]
-        client = make_client(self.options["bootstrap"], self.options.get("client", "confluent"))
+        client = _options_client(self.options)
         try:
             for batch in client.read_range(
                 partition.topic, partition.partition, partition.start, partition.end

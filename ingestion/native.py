@@ -11,6 +11,12 @@ Everything downstream (validation, the exactly-once sink, windows) is the same: 
 columns are projected onto the `ecom_kafka` schema (key as a string). The native source keeps
 its offsets in the checkpoint too and needs no consumer group. It is not exercised by the test
 suite (no connector jar offline); `kafka_options` is unit-tested.
+
+Security (`ECOM_KAFKA_SECURITY_PROTOCOL` ...) becomes `kafka.`-prefixed options, except the
+SASL credentials: they go into a JAAS file (mode 600, `<data dir>/run/kafka-client.jaas`)
+that the driver and executor JVMs load with `-Djava.security.auth.login.config`, so no
+password is ever a source option. On a cluster the data dir is shared (it must be anyway:
+checkpoints), so the executors find the file at the same path.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import json
 from typing import Any
 
 from ecom.config import Settings
+from ecom.kafka_security import KafkaSecurity, write_jaas_file
 
 NATIVE_COLUMNS = (
     "topic", "partition", "offset", "timestamp", "cast(key as string) as key", "value",
@@ -50,6 +57,7 @@ def kafka_options(
         return json.dumps({topic: {str(p): int(o) for p, o in value.items()}})
 
     opts = {
+        **KafkaSecurity.of(settings).spark_native(),
         "kafka.bootstrap.servers": settings.kafka_bootstrap_servers,
         "subscribe": topic,
         "startingOffsets": offsets(starting),
@@ -61,6 +69,14 @@ def kafka_options(
     if not streaming and ending is not None:
         opts["endingOffsets"] = offsets(ending)
     return opts
+
+
+def jvm_login_options(settings: Settings) -> list[str]:
+    """JVM options that give the connector its SASL login (none without SASL)."""
+    security = KafkaSecurity.of(settings)
+    if settings.kafka_source != "native" or not security.sasl:
+        return []
+    return [f"-Djava.security.auth.login.config={write_jaas_file(security, settings.run_dir)}"]
 
 
 def read_stream(spark: Any, settings: Settings, topic: str) -> Any:

@@ -79,16 +79,20 @@ class Publisher:
             self._errors.append(str(err))
 
     def publish(self, events: Iterable[ValidEvent], timeout_s: float = 120.0) -> int:
-        """Send and wait for acknowledgements; raises UserError if any message failed."""
+        """Send the events and wait for every acknowledgement; UserError if any failed."""
+        return self.publish_messages(((e.user_id.encode(), processed_json(e)) for e in events),
+                                     timeout_s)
+
+    def publish_messages(self, messages: Iterable[tuple[bytes, bytes]],
+                         timeout_s: float = 120.0) -> int:
+        """Send (key, value) messages and wait for every acknowledgement (see publish)."""
         if self._producer is None:
             self._producer = (self._confluent() if self.client == "confluent"
                               else self._kafka_python())
         sent = 0
         if self.client == "confluent":
             produce, poll = self._producer.produce, self._producer.poll
-            for event in events:
-                value = processed_json(event)
-                key = event.user_id.encode()
+            for key, value in messages:
                 try:
                     produce(self.topic, value, key)
                 except BufferError:
@@ -101,8 +105,7 @@ class Publisher:
             if left:
                 self._errors.append(f"{left} messages not acknowledged within {timeout_s:.0f} s")
         else:
-            futures = [self._producer.send(self.topic, processed_json(e), e.user_id.encode())
-                       for e in events]
+            futures = [self._producer.send(self.topic, value, key) for key, value in messages]
             sent = len(futures)
             self._producer.flush(timeout_s)
             for future in futures:

@@ -1,4 +1,6 @@
-"""Exactly-once landing of one micro-batch into PostgreSQL (used by the stream and the replay).
+"""Exactly-once landing of one micro-batch into PostgreSQL, the driver writer
+(`ECOM_SINK_WRITER=driver`, the default; `ingestion.staging` is the executors writer, which
+keeps the same steps in SQL). Used by the stream and the replay through `ingestion.writer`.
 
 Why driver-side COPY inside one transaction (and not JDBC from the executors): exactly-once
 needs the rows AND the ledger row `ops.ingest_batches (query_name, batch_id)` to commit
@@ -47,6 +49,7 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from ecom.errors import UserError
@@ -90,6 +93,8 @@ class BatchResult:
     epoch: int = 0  # the topic epoch the batch landed in
     seconds: float = 0.0
     landed: list[ValidEvent] = field(default_factory=list)  # for processed-events
+    published: int = 0  # messages sent to processed-events
+    newest_event_at: datetime | None = None  # event_timestamp of the newest event landed
     reasons: dict[str, int] = field(default_factory=dict)
     start_offsets: dict[str, int] = field(default_factory=dict)
     end_offsets: dict[str, int] = field(default_factory=dict)
@@ -100,15 +105,15 @@ class BatchResult:
         self.timings[phase] = self.timings.get(phase, 0.0) + now - since
         return now
 
-    def count_reject(self, reason: str) -> None:
-        self.reasons[reason] = self.reasons.get(reason, 0) + 1
+    def count_reject(self, reason: str, n: int = 1) -> None:
+        self.reasons[reason] = self.reasons.get(reason, 0) + n
 
 
 class OffsetsReusedError(UserError):
     """The broker hands out offsets we already stored for different records."""
 
 
-def _reused(coord: Coord, stored: object, seen: object) -> OffsetsReusedError:
+def reused(coord: Coord, stored: object, seen: object) -> OffsetsReusedError:
     topic, partition, offset = coord
     return OffsetsReusedError(
         f"Kafka offset {offset} of {topic}[{partition}] was already ingested as {stored}, but "
@@ -172,7 +177,7 @@ def _settle(chunk: SplitChunk, check: _Checker, ranges: dict[tuple[str, int], tu
         stored = in_raw.get(row.coord)
         if stored is not None:
             if stored != row.event.event_id:
-                raise _reused(row.coord, f"event {stored}", f"event {row.event.event_id}")
+                raise reused(row.coord, f"event {stored}", f"event {row.event.event_id}")
             result.settled += 1
             result.landed.append(row.event)  # re-published: processed-events is at-least-once
         elif row.coord in in_rejected:
@@ -182,18 +187,18 @@ def _settle(chunk: SplitChunk, check: _Checker, ranges: dict[tuple[str, int], tu
     rejects: list[RejectRow] = []
     for rej in chunk.rejects:
         if rej.coord in in_raw:
-            raise _reused(rej.coord, f"event {in_raw[rej.coord]}", "an invalid record")
+            raise reused(rej.coord, f"event {in_raw[rej.coord]}", "an invalid record")
         if rej.coord in in_rejected:
             size = in_rejected[rej.coord]
             if rej.value is not None and size is not None and size != len(rej.value):
-                raise _reused(rej.coord, f"a {size}-byte record", f"{len(rej.value)} bytes")
+                raise reused(rej.coord, f"a {size}-byte record", f"{len(rej.value)} bytes")
             result.settled += 1
         else:
             rejects.append(rej)
     return valid, rejects
 
 
-def _ledger_conflict(query_name: str, batch_id: int, ledger: Any, unsettled: int) -> UserError:
+def ledger_conflict(query_name: str, batch_id: int, ledger: Any, unsettled: int) -> UserError:
     return OffsetsReusedError(
         f"Batch {batch_id} of {query_name} is recorded as landed (offsets up to {ledger}), yet "
         f"{unsettled} of its records are in neither raw table: the broker lost data and re-used "
@@ -264,8 +269,8 @@ class _Lander:
         valid, rejects = _settle(split, self.check, ranges, result, self.epoch)
         if self.ledger is not None:
             if valid or rejects:
-                raise _ledger_conflict(result.query_name, result.batch_id, self.ledger[0],
-                                       len(valid) + len(rejects))
+                raise ledger_conflict(result.query_name, result.batch_id, self.ledger[0],
+                                      len(valid) + len(rejects))
             return [], []
         return self._drop_landed_ids(valid, rejects), rejects
 
@@ -325,23 +330,29 @@ class _Lander:
                 result.count_reject(rej.reject.reason.value)
         result.rejected = len(self.rejects)
         result.duplicates = result.reasons.get(RejectReason.DUPLICATE_EVENT_ID.value, 0)
-        ordered = sorted(self.ranges.items())
-        result.start_offsets = {str(p): lo for (_, p), (lo, _) in ordered}
-        result.end_offsets = {str(p): hi for (_, p), (_, hi) in ordered}
-        self.cur.execute(
-            "insert into ops.ingest_batches (query_name, batch_id, start_offsets, end_offsets, "
-            "rows_read, rows_valid, rows_rejected, rows_duplicate, kafka_epoch) "
-            "values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (result.query_name, result.batch_id, json.dumps(result.start_offsets),
-             json.dumps(result.end_offsets), result.rows_read, result.valid, result.rejected,
-             result.duplicates, self.epoch),
-        )
+        record_ledger(self.cur, result, self.ranges, self.epoch)
         self.mark = result.mark("rejects_ledger", self.mark)
 
     def abort(self) -> None:
         self.checker.shutdown(wait=True, cancel_futures=True)  # the check thread is idle
         if self.feeder is not None:
             self.feeder.abort()  # stop the COPY before the rollback
+
+
+def record_ledger(cur: Any, result: BatchResult,
+                  ranges: dict[tuple[str, int], tuple[int, int]], epoch: int) -> None:
+    """The batch's ledger row (its offsets and counts), in the caller's transaction."""
+    ordered = sorted(ranges.items())
+    result.start_offsets = {str(p): lo for (_, p), (lo, _) in ordered}
+    result.end_offsets = {str(p): hi for (_, p), (_, hi) in ordered}
+    cur.execute(
+        "insert into ops.ingest_batches (query_name, batch_id, start_offsets, end_offsets, "
+        "rows_read, rows_valid, rows_rejected, rows_duplicate, kafka_epoch) "
+        "values (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (result.query_name, result.batch_id, json.dumps(result.start_offsets),
+         json.dumps(result.end_offsets), result.rows_read, result.valid, result.rejected,
+         result.duplicates, epoch),
+    )
 
 
 def land_batch(

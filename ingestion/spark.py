@@ -25,17 +25,21 @@ from pathlib import Path
 from typing import Any
 
 from ecom.config import Settings
+from ecom.kafka_security import KafkaSecurity
 from ingestion import jvm_archive
+from ingestion.native import jvm_login_options
 
 #: Shuffle partitions: the only shuffle is the 5-minute window aggregation on small keys.
 SHUFFLE_PARTITIONS = 2
+#: masters whose executors run on this machine, where the class archive is
+LOCAL_STANDALONE = ("spark://127.0.0.1:", "spark://localhost:")
 
 
 def java_options(settings: Settings, record_to: Path | None = None) -> tuple[str, Path | None]:
     """The driver JVM's options, and the class archive they map (if any)."""
     options = ["-Duser.timezone=UTC", f"-Dderby.system.home={settings.data_dir / 'derby'}",
                f"-XX:ErrorFile={settings.log_dir / 'jvm-crash-%p.log'}",
-               *shlex.split(settings.spark_java_options)]
+               *jvm_login_options(settings), *shlex.split(settings.spark_java_options)]
     archive = None if record_to else jvm_archive.usable(settings)
     if record_to:
         options += jvm_archive.record_options(record_to)
@@ -47,6 +51,16 @@ def java_options(settings: Settings, record_to: Path | None = None) -> tuple[str
 def spark_log_file(settings: Settings, app_name: str) -> Path:
     """Where the driver JVM of `app_name` writes its console output (appended)."""
     return settings.log_dir / f"spark-{app_name}.log"
+def executor_java_options(settings: Settings) -> str:
+    """The executors' JVM options: UTC and ECOM_SPARK_JAVA_OPTIONS, like the driver's; on a
+    standalone master on this machine (`ecom spark up`) also the class archive, which
+    their JVMs can map as the driver's does (in local mode they run inside the driver)."""
+    options = ["-Duser.timezone=UTC", *jvm_login_options(settings),
+               *shlex.split(settings.spark_java_options)]
+    archive = jvm_archive.usable(settings)
+    if archive and settings.spark_master.startswith(LOCAL_STANDALONE):
+        options += jvm_archive.use_options(archive)
+    return " ".join(options)
 
 
 def build_session(settings: Settings, app_name: str = "ecom-ingest", *, ui: bool = False,
@@ -112,12 +126,13 @@ def _builder(settings: Settings, app_name: str, ui: bool, driver_java_options: s
         SparkSession.builder.appName(app_name)
         .master(settings.spark_master)
         .config("spark.driver.memory", settings.spark_driver_memory)
+        .config("spark.executor.memory", settings.spark_executor_memory)
         .config("spark.sql.shuffle.partitions", str(SHUFFLE_PARTITIONS))
         .config("spark.default.parallelism", str(SHUFFLE_PARTITIONS))
         .config("spark.ui.enabled", "true" if ui else "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.executor.extraJavaOptions", executor_java_options(settings))
         .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.python.worker.reuse", "true")
@@ -129,6 +144,12 @@ def _builder(settings: Settings, app_name: str, ui: bool, driver_java_options: s
     packages = spark_packages(settings)
     if packages:
         builder = builder.config("spark.jars.packages", packages)
+    # Kafka secrets reach the executors through their environment, never as a source
+    # option: local mode's Python workers inherit this process's environment, a cluster's
+    # executors get spark.executorEnv (whose values Spark redacts: the names say PASSWORD)
+    for name, value in KafkaSecurity.of(settings).secret_env().items():
+        os.environ[name] = value
+        builder = builder.config(f"spark.executorEnv.{name}", value)
     for key, value in (extra_conf or {}).items():
         builder = builder.config(key, value)
     return builder

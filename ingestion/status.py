@@ -8,7 +8,7 @@ from ecom.config import Settings
 from ecom.db import connect
 from ecom.errors import UserError
 from ingestion.checkpoint import committed_offsets, stream_paths
-from ingestion.kafka_client import make_client
+from ingestion.kafka_client import settings_client
 
 
 @dataclass
@@ -33,7 +33,7 @@ def ingest_status(settings: Settings) -> IngestStatus:
     paths = stream_paths(settings)
     report = IngestStatus(settings.topic_events)
     committed = committed_offsets(paths.events) or {}
-    client = make_client(settings.kafka_bootstrap_servers, settings.kafka_client)
+    client = settings_client(settings)
     try:
         partitions = client.partitions(settings.topic_events)
         ends = client.log_ends(settings.topic_events, partitions)

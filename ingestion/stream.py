@@ -1,7 +1,8 @@
 """`ecom ingest stream`: two Spark Structured Streaming queries in one driver.
 
 1. `events`: topic `ecommerce-events` -> `foreachBatch`: validate, land exactly once in
-   PostgreSQL (`ingestion.sink`), then publish the landed events to `processed-events`.
+   PostgreSQL and publish the landed events to `processed-events` (`ingestion.writer`:
+   the driver or the executors write, `ECOM_SINK_WRITER`).
 2. `windows`: topic `processed-events` -> watermark + 5-minute windows (update mode) ->
    `foreachBatch`: recompute the touched windows in `raw.realtime_metrics`
    (`ingestion.windows`).
@@ -39,20 +40,21 @@ from ecom.db import connect
 from ecom.errors import UserError
 from ingestion.checkpoint import (
     StreamPaths,
+    committed_offsets,
     ledger_name,
     planned_offsets,
     reset_checkpoint,
     stream_paths,
 )
-from ingestion.collect import arrow_batches
 from ingestion.epochs import start_epoch
-from ingestion.kafka_client import make_client
-from ingestion.kafka_source import FORMAT, check_not_ahead
+from ingestion.kafka_client import settings_client
+from ingestion.kafka_source import FORMAT, check_not_ahead, source_options
+from ingestion.metrics import StreamMetrics
 from ingestion.progress import batch_line, lag, progress_offsets
 from ingestion.publish import Publisher
-from ingestion.records import KafkaRecords
-from ingestion.sink import BatchResult, gc_paused, land_batch
+from ingestion.sink import BatchResult, gc_paused
 from ingestion.windows import upsert_windows, window_stream
+from ingestion.writer import Connections, land
 
 RESET_HINT = "`ecom ingest stream --reset-checkpoint` (re-reads the topic from its start)."
 STREAM_APP = "ecom-ingest-stream"  # the Spark app name (and its log file's)
@@ -69,7 +71,7 @@ def open_epoch(settings: Settings) -> int:
 
 def preflight(settings: Settings, paths: StreamPaths) -> None:
     """Fail fast, before Spark starts, if a checkpoint is ahead of its topic's log end."""
-    client = make_client(settings.kafka_bootstrap_servers, settings.kafka_client)
+    client = settings_client(settings)
     try:
         for checkpoint, topic in ((paths.events, settings.topic_events),
                                   (paths.windows, settings.topic_processed)):
@@ -97,9 +99,8 @@ def source_stream(spark: Any, settings: Settings, topic: str, max_rows: int,
             f"Unknown ECOM_KAFKA_SOURCE {settings.kafka_source!r}: use 'python' or 'native'.")
     return (
         spark.readStream.format(FORMAT)
-        .option("bootstrap", settings.kafka_bootstrap_servers)
+        .options(**source_options(settings))
         .option("topic", topic)
-        .option("client", settings.kafka_client)
         .option("max_rows_per_batch", str(max_rows))
         .option("starting_offsets", "earliest")
         .option("reset_hint", RESET_HINT)
@@ -159,8 +160,10 @@ class IngestJob:
     """Owns the Spark session's two queries, the database connections and the publisher."""
 
     def __init__(self, settings: Settings, spark: Any, *, log: Callable[[str], None] = print,
-                 max_rows: int | None = None, publish: bool = True) -> None:
+                 max_rows: int | None = None, publish: bool = True,
+                 metrics: StreamMetrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics  # Prometheus (ingestion.metrics); None = not collected
         self.spark = spark
         self.log = log
         self.max_rows = max_rows or settings.max_rows_per_batch
@@ -172,17 +175,9 @@ class IngestJob:
         self._stopping = threading.Event()
         self._pause_file = self.paths.root / f"pause-{uuid.uuid4().hex[:8]}"
         self._failure: BaseException | None = None
-        self._conns: dict[str, Any] = {}
+        self.conns = Connections(settings)
         self.queries: dict[str, Any] = {}
         self._listener: Any = None
-
-    # ---- database connections (one per role of use, reopened if broken) ----------------
-    def _conn(self, name: str, autocommit: bool = False) -> Any:
-        conn = self._conns.get(name)
-        if conn is None or conn.closed:
-            conn = connect(self.settings, "loader", autocommit=autocommit)
-            self._conns[name] = conn
-        return conn
 
     # ---- foreachBatch callbacks --------------------------------------------------------
     def land(self, df: Any, batch_id: int) -> None:
@@ -192,14 +187,10 @@ class IngestJob:
             # one pause for the whole batch, its objects dropped before the collector
             # resumes: its first pass then finds little to walk (see ingestion.sink)
             with gc_paused():
-                chunks = (KafkaRecords.from_arrow(b) for b in arrow_batches(df) if b.num_rows)
-                result = land_batch(self._conn("tx"), self._conn("check", autocommit=True),
-                                    self.query_name, batch_id, chunks)
-                if self.publisher is not None and result.landed:
-                    t0 = time.perf_counter()
-                    self.publisher.publish(result.landed)
-                    result.timings["publish"] = time.perf_counter() - t0
-                result.landed = []  # free memory; counts stay
+                result = land(self.settings, self.conns, self.query_name, batch_id, df,
+                              self.publisher)
+                if self.metrics is not None:  # committed: count it
+                    self.metrics.landed(result)
         except CONNECTION_ERRORS as exc:
             self._failure = connection_lost(exc, f"events batch {batch_id}")
             raise self._failure from exc
@@ -224,7 +215,7 @@ class IngestJob:
             keys = list(zip(table.column("window_start").to_pylist(),
                             table.column("event_type").to_pylist(),
                             table.column("category").to_pylist(), strict=True))
-            updated = upsert_windows(self._conn("windows"), keys)
+            updated = upsert_windows(self.conns.get("windows"), keys)
         except CONNECTION_ERRORS as exc:
             self._failure = connection_lost(exc, f"windows batch {batch_id}")
             raise self._failure from exc
@@ -283,6 +274,8 @@ class IngestJob:
 
             def onQueryProgress(self, event: Any) -> None:
                 progress = event.progress
+                if job.metrics is not None:
+                    job.metrics.progress(progress)
                 if progress.name == "windows" and progress.numInputRows:
                     keys = job.stats.window_batches.pop(progress.batchId, 0)
                     watermark = (progress.eventTime or {}).get("watermark", "-")
@@ -396,10 +389,17 @@ class IngestJob:
             self._listener = None
         if self.publisher is not None:
             self.publisher.close()
-        for conn in self._conns.values():
-            if not conn.closed:
-                conn.close()
-        self._conns.clear()
+        self.conns.close()
+
+
+def serve_metrics(settings: Settings, paths: StreamPaths,
+                  log: Callable[[str], None]) -> StreamMetrics:
+    """The stream's Prometheus endpoint (ECOM_STREAM_METRICS_PORT), lag counted from the
+    checkpoint's committed offsets until the first batch reports its own."""
+    metrics = StreamMetrics(settings, positions=committed_offsets(paths.events))
+    server = metrics.serve(settings.metrics_host, settings.stream_metrics_port)
+    log(f"metrics: {server.url}")
+    return metrics
 
 
 def run_stream(settings: Settings, *, available_now: bool = False, reset: bool = False,
@@ -420,13 +420,20 @@ def run_stream(settings: Settings, *, available_now: bool = False, reset: bool =
             "re-sent events are duplicate_event_id dead letters)")
     paths = stream_paths(settings)
     preflight(settings, paths)
+    # before Spark starts: a metrics port already taken fails at once
+    metrics = serve_metrics(settings, paths, log) if settings.stream_metrics_port else None
     own_session = spark is None
     t0 = time.perf_counter()
-    spark = spark or build_session(settings, STREAM_APP)
+    try:
+        spark = spark or build_session(settings, STREAM_APP)
+    except BaseException:
+        if metrics is not None:
+            metrics.close()
+        raise
     if not traces:
         quiet_query_errors(spark)
     spark_start = time.perf_counter() - t0
-    job = IngestJob(settings, spark, log=log, max_rows=max_rows)
+    job = IngestJob(settings, spark, log=log, max_rows=max_rows, metrics=metrics)
     mode = "until caught up" if available_now else "until stopped (Ctrl-C)"
     log(f"ingesting {settings.topic_events} -> raw.raw_events / raw.rejected_events "
         f"(ledger {job.query_name}), {mode}; Spark's log: "
@@ -446,6 +453,8 @@ def run_stream(settings: Settings, *, available_now: bool = False, reset: bool =
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if metrics is not None:
+            metrics.close()
         if own_session:
             spark.stop()
     elapsed = time.perf_counter() - started

@@ -22,15 +22,17 @@ from ecom.stack.manager import up
 ECOM = [sys.executable, "-m", "ecom_app.cli"]
 
 
-def _private_settings(data_dir: Path) -> Settings:
-    return isolated_settings(data_dir, free_port(), free_port())
+def _private_settings(data_dir: Path, **overrides: object) -> Settings:
+    return isolated_settings(data_dir, free_port(), free_port(), **overrides)
 
 
 @contextmanager
-def private_stack(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Settings]:
+def private_stack(tmp_path_factory: pytest.TempPathFactory, name: str,
+                  **overrides: object) -> Iterator[Settings]:
     """A running private stack (migrated, topics created), removed on exit. Modules whose
-    scenario must not see other tests' deliberately corrupted rows open their own."""
-    settings, _ = up(_private_settings(tmp_path_factory.mktemp(name)))
+    scenario must not see other tests' deliberately corrupted rows open their own.
+    `overrides`: settings to change (e.g. `backup_enabled=True`: WAL archiving is off)."""
+    settings, _ = up(_private_settings(tmp_path_factory.mktemp(name), **overrides))
     try:
         yield settings
     finally:

@@ -15,7 +15,9 @@ extract -> gate_raw -> transform_staging (dbt) -> gate_staging -> transform_mart
 
 Every task works on the run's logical day (the UTC day of its logical date: the 02:00
 run on D+1 processes D), so reruns and backfills are idempotent. Every attempt is logged
-in `ops.pipeline_execution_logs`; a task failing for good alerts on `data-quality-alerts`.
+in `ops.pipeline_execution_logs`; a task failing for good alerts on `data-quality-alerts`
+and posts one webhook message, and so does a run not finished within
+`ECOM_PIPELINE_DEADLINE_MINUTES` of being queued (a DeadlineAlert).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, chain, task
-from ecom_pipeline import DAG_ID, callbacks, steps
+from ecom_pipeline import DAG_ID, callbacks, notifications, steps
 from ecom_pipeline.days import logical_day
 from ecom_pipeline.dbt_groups import MARTS_SELECT, STAGING_SELECT, dbt_group, run_after_producer
 from ecom_pipeline.execution_log import ROWS_XCOM_KEY
@@ -62,6 +64,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     dagrun_timeout=timedelta(hours=3),
+    deadline=notifications.deadline_alert(load_settings().pipeline_deadline_minutes),
     default_args=DEFAULT_ARGS,
     doc_md=__doc__,
     tags=["ecommerce", "elt", "dbt", "great-expectations"],

@@ -3,7 +3,9 @@
 Files `migrations/NNNN_name.sql` are applied in order, each in its own transaction, and
 recorded in `ops.schema_migrations` with a checksum. Role names are substituted for
 `{{loader}}`-style placeholders; role passwords are (re)set from the settings on every run,
-so they never appear in a committed file.
+so they never appear in a committed file. They are sent as SCRAM-SHA-256 verifiers computed
+by libpq on this side, never in clear: the server's audit trail and statement logs see the
+`ALTER ROLE` statement, and must not see a password.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from psycopg2 import sql
+from psycopg2.extensions import encrypt_password
 
 from ecom.config import Settings
-from ecom.db import connect
+from ecom.db import connect_waiting
 from ecom.errors import UserError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-LANE_ROLES = ("loader", "transformer", "reader")
+LANE_ROLES = ("loader", "transformer", "reader", "monitor")
 
 
 @dataclass(frozen=True)
@@ -52,9 +55,11 @@ def render(text: str, settings: Settings, conn: object) -> str:
     return text
 
 
-def migrate(settings: Settings) -> list[str]:
-    """Apply pending migrations and set role passwords. Returns the versions applied now."""
-    conn = connect(settings, "admin")
+def migrate(settings: Settings, wait_s: float = 0.0) -> list[str]:
+    """Apply pending migrations and set role passwords. Returns the versions applied now.
+
+    `wait_s`: retry the first connection that long while the server is still starting."""
+    conn = connect_waiting(settings, "admin", wait_s=wait_s)
     applied_now: list[str] = []
     try:
         with conn, conn.cursor() as cur:
@@ -104,8 +109,9 @@ def set_role_passwords(settings: Settings, conn: object) -> None:
                     f"No password for the {role} role: set ECOM_PG_{role.upper()}_PASSWORD "
                     "(`ecom stack up` generates them for the embedded stack)."
                 )
+            verifier = encrypt_password(password, user, conn, "scram-sha-256")
             cur.execute(
                 sql.SQL("alter role {} with login password {}").format(
-                    sql.Identifier(user), sql.Literal(password)
+                    sql.Identifier(user), sql.Literal(verifier)
                 )
             )

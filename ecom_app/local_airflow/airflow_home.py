@@ -68,6 +68,9 @@ def airflow_env(settings: Settings, port: int | None = None,
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
         "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+        # the webhook URL is a secret too: mask it like the passwords (the dbt tasks' env is
+        # shown in their rendered fields)
+        "AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES": "webhook_url",
         # the Airflow processes inherit this interpreter's venv (dbt, spark, airflow on PATH)
         "PATH": f"{AIRFLOW_BIN.parent}:{env.get('PATH', '')}",
     })

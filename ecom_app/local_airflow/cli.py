@@ -10,6 +10,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 
 import typer
+from ecom_pipeline import DAG_ID
 from rich.console import Console
 from rich.table import Table
 
@@ -101,6 +102,9 @@ def pipeline_run(
     to: str | None = typer.Option(None, "--to", help="Also run every day up to this one."),
     last: int | None = typer.Option(None, "--last",
                                     help="Run the N days before today (UTC), oldest first."),
+    dag: str = typer.Option(DAG_ID, "--dag",
+                            help="The DAG to run: ecommerce_analytics_pipeline, or "
+                                 "ecommerce_maintenance (backups, archive, retention)."),
 ) -> None:
     """Run the DAG once per logical day (oldest first, one at a time, as `airflow dags
     test` does); print each task's result.
@@ -116,7 +120,7 @@ def pipeline_run(
     def on_start(current: date) -> None:
         started.clear()
         ended.clear()
-        console.rule(f"ecommerce_analytics_pipeline  {current}")
+        console.rule(f"{dag}  {current}")
 
     def on_progress(kind: str, task_id: str) -> None:
         if kind == "start":
@@ -128,14 +132,15 @@ def pipeline_run(
                       highlight=False)
 
     runs = run_days(settings, days, on_progress=on_progress, on_start=on_start,
-                    on_run=print_run)
+                    on_run=print_run, dag_id=dag)
     if len(days) > 1:
         console.print(f"{len(days)} days, oldest first, in "
                       f"{sum(r.elapsed_s for r in runs):.0f} s of DAG runs")
     failed = [r.day for r in runs if not r.succeeded]
     if failed:
         raise UserError(
-            f"The pipeline failed for {', '.join(map(str, failed))}: see the errors above, "
+            f"The {'pipeline' if dag == DAG_ID else dag} failed for "
+            f"{', '.join(map(str, failed))}: see the errors above, "
             "ops.pipeline_execution_logs and the run log."
         )
 

@@ -148,9 +148,9 @@ def summarise(tasks: list[TaskResult]) -> list[SummaryRow]:
     return out
 
 
-def task_states(settings: Settings, run_id: str) -> list[dict[str, str]]:
+def task_states(settings: Settings, run_id: str, dag_id: str = DAG_ID) -> list[dict[str, str]]:
     """Every task's state in a run, asked with the Airflow CLI (for runs made elsewhere)."""
-    proc = run_airflow(settings, "tasks", "states-for-dag-run", DAG_ID, run_id, "-o", "json")
+    proc = run_airflow(settings, "tasks", "states-for-dag-run", dag_id, run_id, "-o", "json")
     start = proc.stdout.find("[")
     return json.loads(proc.stdout[start:]) if start >= 0 else []
 
@@ -173,9 +173,11 @@ def parse_mark(line: str) -> tuple[str, dict[str, Any]] | None:
 def run_days(settings: Settings, days: list[date],
              on_progress: Callable[[str, str], None] | None = None,
              on_start: Callable[[date], None] | None = None,
-             on_run: Callable[[PipelineRun], None] | None = None) -> list[PipelineRun]:
-    """Run the DAG once per day, in the given order, in one Airflow process (blocking; see
-    `ecom_app.local_airflow.dag_test`); each run's per-task results, one log file per day."""
+             on_run: Callable[[PipelineRun], None] | None = None,
+             dag_id: str = DAG_ID) -> list[PipelineRun]:
+    """Run the DAG (the pipeline, or another of the folder) once per day, in the given
+    order, in one Airflow process (blocking; see `ecom_app.local_airflow.dag_test`); each
+    run's per-task results, one log file per day."""
     preflight(settings)
     ensure_manifest(settings)
     prepare(settings)
@@ -188,9 +190,10 @@ def run_days(settings: Settings, days: list[date],
     started = time.monotonic()
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ecom_app.local_airflow.dag_test",
+            [sys.executable, "-m", "ecom_app.local_airflow.dag_test", "--dag", dag_id,
              *(d.isoformat() for d in days)],
-            env=airflow_env(settings), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env=airflow_env(settings),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, text=True, bufsize=1, cwd=home_dir(settings),
         )
         assert proc.stdout is not None
@@ -211,7 +214,7 @@ def run_days(settings: Settings, days: list[date],
                 run_id = mark[1]["run_id"]
                 run = PipelineRun(day, mark[1]["state"], run_id, time.monotonic() - started,
                                   log_files[day], merge_results(
-                                      mark[1]["tasks"], rows_for_run(settings, DAG_ID, run_id)))
+                                      mark[1]["tasks"], rows_for_run(settings, dag_id, run_id)))
                 runs.append(run)
                 if on_run:
                     on_run(run)
@@ -230,6 +233,7 @@ def run_days(settings: Settings, days: list[date],
 
 
 def run_day(settings: Settings, day: date,
-            on_progress: Callable[[str, str], None] | None = None) -> PipelineRun:
+            on_progress: Callable[[str, str], None] | None = None,
+            dag_id: str = DAG_ID) -> PipelineRun:
     """Run the DAG once for `day` (blocking) and collect per-task results."""
-    return run_days(settings, [day], on_progress)[0]
+    return run_days(settings, [day], on_progress, dag_id=dag_id)[0]

@@ -61,7 +61,8 @@ DAY = (datetime.now(UTC).date() - timedelta(days=20)).isoformat()
 # name, seed, events: THIRD is new traffic after the broker restart (a different seed)
 FIRST, SECOND, THIRD = ("first", 7101, 6000), ("second", 7102, 3000), ("third", 7103, 3000)
 #: what a lost PostgreSQL connection looks like in the stream's output
-CONNECTION_LOST = ("server closed the connection", "connection already closed",
+CONNECTION_LOST = ("PostgreSQL connection lost", "server closed the connection",
+                   "connection already closed",
                    "terminating connection", "Connection refused", "could not connect")
 
 

@@ -1,7 +1,9 @@
 """Spark ingestion against the real broker, Spark and PostgreSQL, fed by the simulator.
 
 Each test module run uses its own topics and checkpoint directory on the shared private
-stack, and simulated dates no other test uses, so counts can be compared exactly.
+stack, and simulated dates no other test uses, so counts can be compared exactly. The
+scenario runs once per writer (`ECOM_SINK_WRITER`: the driver COPYs, or the executors
+stage and the driver moves): both must land exactly once.
 """
 
 from __future__ import annotations
@@ -67,11 +69,13 @@ def _delete_topic(settings: Settings, name: str) -> None:
         client.close()
 
 
-def private_settings(stack: Settings, data_dir: Path) -> Settings:
-    """Own topics and checkpoints on the shared stack (passwords stay those of the stack)."""
+def private_settings(stack: Settings, data_dir: Path, **changes: Any) -> Settings:
+    """Own topics and checkpoints on the shared stack (passwords and the CA that verifies
+    its PostgreSQL stay those of the stack)."""
     tag = uuid.uuid4().hex[:8]
     settings = stack.replace(data_dir=data_dir, topic_events=f"ing-events-{tag}",
-                       topic_processed=f"ing-processed-{tag}", trigger_seconds=0.5)
+                             topic_processed=f"ing-processed-{tag}", trigger_seconds=0.5,
+                             pg_sslrootcert=stack.sslrootcert, **changes)
     _create_topics(settings, settings.topic_events, settings.topic_processed)
     return settings
 
@@ -183,14 +187,26 @@ def spark(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     session.stop()
 
 
-@pytest.fixture(scope="module")
-def ingested(stack: Settings, spark: Any, tmp_path_factory: pytest.TempPathFactory
-             ) -> tuple[Settings, Manifest]:
-    """A simulated day with every bad class, drained by `ingest stream --available-now`."""
+WRITERS = ("driver", "executors")
+#: the simulated day of each writer's scenario (realtime windows are not per topic)
+_DAYS: dict[str, date] = {}
+
+
+def day_of(settings: Settings) -> date:
+    return _DAYS[settings.topic_events]
+
+
+@pytest.fixture(scope="module", params=WRITERS)
+def ingested(stack: Settings, spark: Any, tmp_path_factory: pytest.TempPathFactory,
+             request: pytest.FixtureRequest) -> tuple[Settings, Manifest]:
+    """A simulated day with every bad class, drained by `ingest stream --available-now`
+    (once per writer, each into its own topics and on its own day)."""
     data_dir = tmp_path_factory.mktemp("ingest")
-    settings = private_settings(stack, data_dir)
-    manifest = simulate(settings, data_dir / "run.json", end_date=_day(DAY), events=12_000,
-                        seed=101, bad_rate=0.06)
+    settings = private_settings(stack, data_dir, sink_writer=request.param)
+    day = DAY - timedelta(days=WRITERS.index(request.param) * 10)
+    _DAYS[settings.topic_events] = day
+    manifest = simulate(settings, data_dir / "run.json", end_date=_day(day), events=12_000,
+                        seed=101 + WRITERS.index(request.param), bad_rate=0.06)
     assert manifest.bad_events_by_class["duplicate_event_id"] > 0
     # small batches: several micro-batches, duplicates across batches
     run_stream(settings, available_now=True, max_rows=4_000, spark=spark, log=print)
@@ -235,12 +251,13 @@ def test_the_ledger_accounts_for_every_row(ingested: tuple) -> None:
 
 def test_realtime_windows_equal_the_raw_events_per_window(ingested: tuple) -> None:
     settings, manifest = ingested
-    metrics, raw_keys, differing, wrong = window_mismatches(settings, _day(DAY), _day(DAY, 1))
+    day = day_of(settings)
+    metrics, raw_keys, differing, wrong = window_mismatches(settings, _day(day), _day(day, 1))
     assert metrics == raw_keys > 100
     assert differing == wrong == 0
     (events, revenue), = query(
         settings, "select sum(events), sum(revenue) from raw.realtime_metrics "
-        "where window_start >= %s::date and window_start < %s::date", _day(DAY), _day(DAY, 1))
+        "where window_start >= %s::date and window_start < %s::date", _day(day), _day(day, 1))
     assert events == manifest.valid_events
     assert str(revenue) == manifest.revenue_total
 
@@ -292,8 +309,8 @@ def test_replay_by_kafka_time_selects_nothing_in_the_future(ingested: tuple, spa
     assert stats.rows == 0
 
 
-def test_both_kafka_clients_read_the_same_records(ingested: tuple) -> None:
-    settings, _ = ingested
+def test_both_kafka_clients_read_the_same_records(stack: Settings) -> None:
+    settings = stack
     topic = f"ing-clients-{uuid.uuid4().hex[:8]}"
     _create_topics(settings, topic)
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers,
@@ -318,11 +335,11 @@ def test_both_kafka_clients_read_the_same_records(ingested: tuple) -> None:
     assert [o for o, _, _ in seen[0][1]] == list(range(10, seen[0][0][1] - 5))
 
 
-def test_kafka_python_reads_lz4_topics(ingested: tuple) -> None:
+def test_kafka_python_reads_lz4_topics(stack: Settings) -> None:
     """lz4 is a dependency (the events topic is lz4-compressed): both clients agree.
 
     Without it kafka-python raises UserError naming `pip install lz4` (`_codec_error`)."""
-    settings, _ = ingested
+    settings = stack
     topic = f"ing-lz4-{uuid.uuid4().hex[:8]}"
     _create_topics(settings, topic)
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers,
@@ -377,14 +394,15 @@ def _event(ts: str, **extra: Any) -> dict:
 
 def test_late_events_land_but_leave_closed_windows_alone(ingested: tuple, spark: Any) -> None:
     settings, _ = ingested
-    late = _event(f"{_day(DAY, -2)}T12:01:00.000Z")  # before anything else: window closed
-    on_time = _event(f"{_day(DAY)}T23:58:00.000Z")
+    day = day_of(settings)
+    late = _event(f"{_day(day, -2)}T12:01:00.000Z")  # before anything else: window closed
+    on_time = _event(f"{_day(day)}T23:58:00.000Z")
     _produce(settings, [late, on_time])
     run_stream(settings, available_now=True, spark=spark, log=print)
     assert set(landed_ids(settings)) >= {late["event_id"], on_time["event_id"]}
     assert query(settings, "select count(*) from raw.realtime_metrics "
-                 "where window_start = %s::timestamptz", f"{_day(DAY, -2)}T12:00:00Z") == [(0,)]
-    metrics, raw_keys, differing, _ = window_mismatches(settings, _day(DAY), _day(DAY, 1))
+                 "where window_start = %s::timestamptz", f"{_day(day, -2)}T12:00:00Z") == [(0,)]
+    metrics, raw_keys, differing, _ = window_mismatches(settings, _day(day), _day(day, 1))
     assert differing == 0 and metrics == raw_keys  # the on-time event updated its window
 
 
@@ -402,7 +420,7 @@ def test_broker_data_loss_stops_loudly(ingested: tuple, spark: Any) -> None:
     assert "--reset-checkpoint" in message
     assert len(landed_ids(settings)) == before  # nothing written
     # a new record at an offset already ingested: without a new epoch it is refused ...
-    new = _event(f"{_day(DAY)}T23:59:00.000Z")
+    new = _event(f"{_day(day_of(settings))}T23:59:00.000Z")
     _produce(settings, [new])
     shutil.rmtree(stream_paths(settings).root)  # a bare checkpoint loss opens no epoch
     with pytest.raises(OffsetsReusedError, match="re-used offsets"):
@@ -458,11 +476,13 @@ def _wait_for_rows(settings: Settings, at_least: int, proc: subprocess.Popen, lo
 
 
 @pytest.mark.slow
-def test_kill_minus_nine_mid_stream_loses_and_doubles_nothing(stack: Settings,
-                                                              tmp_path: Path) -> None:
-    settings = private_settings(stack, tmp_path)
-    manifest = simulate(settings, tmp_path / "crash.json", end_date=_day(CRASH_DAY),
-                        events=30_000, seed=202, bad_rate=0.05)
+@pytest.mark.parametrize("writer", WRITERS)
+def test_kill_minus_nine_mid_stream_loses_and_doubles_nothing(stack: Settings, tmp_path: Path,
+                                                              writer: str) -> None:
+    settings = private_settings(stack, tmp_path, sink_writer=writer)
+    crash_day = CRASH_DAY - timedelta(days=WRITERS.index(writer) * 10)
+    manifest = simulate(settings, tmp_path / "crash.json", end_date=_day(crash_day),
+                        events=30_000, seed=202 + WRITERS.index(writer), bad_rate=0.05)
     log = tmp_path / "stream.log"
     landed = 0
     for round_ in range(3):  # kill -9 the driver mid-stream three times
@@ -485,5 +505,8 @@ def test_kill_minus_nine_mid_stream_loses_and_doubles_nothing(stack: Settings,
     assert_every_offset_once(settings, manifest.messages_acknowledged)
     # windows closed while the stream was down may miss late-arriving keys (watermark);
     # every window row that exists must still equal its raw events exactly
-    metrics, _, _, wrong = window_mismatches(settings, _day(CRASH_DAY), _day(CRASH_DAY, 1))
+    metrics, _, _, wrong = window_mismatches(settings, _day(crash_day), _day(crash_day, 1))
     assert metrics > 0 and wrong == 0
+    # the staging tables the killed drivers left (executors writer) were dropped
+    assert query(settings, "select count(*) from pg_tables where schemaname = "
+                 "'ingest_staging' and tablename <> 'batch_template'") == [(0,)]

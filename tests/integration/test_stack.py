@@ -80,6 +80,7 @@ INSERT_RAW = (
     "(gen_random_uuid(), 'u', 's', 'page_view', now(), '{}', 't', 0, 0)"
 )
 DENIED = "42501"  # insufficient_privilege
+READ_ONLY = "25006"  # read_only_sql_transaction
 
 
 def test_roles_are_refused_outside_their_lane(stack: Settings) -> None:
@@ -99,8 +100,10 @@ def test_roles_are_refused_outside_their_lane(stack: Settings) -> None:
     # reader: analytics only
     assert _attempt(stack, "reader", "select * from analytics.lane_probe") is None
     assert _attempt(stack, "reader", "select count(*) from raw.raw_events") == DENIED
-    assert _attempt(stack, "reader", "create table analytics.r_probe (y int)") == DENIED
-    assert _attempt(stack, "reader", "insert into analytics.lane_probe values (1)") == DENIED
+    # reader sessions are read-only (migration 0050): refused before the privilege check,
+    # which tests/integration/test_security.py also proves refuses them
+    assert _attempt(stack, "reader", "create table analytics.r_probe (y int)") == READ_ONLY
+    assert _attempt(stack, "reader", "insert into analytics.lane_probe values (1)") == READ_ONLY
 
 
 def test_broker_round_trip_by_key(stack: Settings) -> None:

@@ -16,7 +16,8 @@ from ecom.errors import UserError
 from ecom.stack.secrets import ensure_secrets
 
 PASSWORDS = {f"ECOM_PG_{role}_PASSWORD": f"pw-{role.lower()}-Zq9" for role in
-             ("ADMIN", "LOADER", "TRANSFORMER", "READER")}
+             ("ADMIN", "LOADER", "TRANSFORMER", "READER", "MONITOR")}
+WEBHOOK = {"ECOM_ALERT_WEBHOOK_URL": "https://hooks.example.org/services/T0/B0/s3cr3t-Zq9"}
 
 
 @pytest.fixture
@@ -27,13 +28,16 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_printing_the_settings_shows_no_password(repo: Path) -> None:
-    settings = Settings.from_env({**PASSWORDS, "ECOM_DATA_DIR": str(repo / "data")})
+    settings = Settings.from_env({**PASSWORDS, **WEBHOOK, "ECOM_DATA_DIR": str(repo / "data")})
     assert settings.password("loader") == PASSWORDS["ECOM_PG_LOADER_PASSWORD"]
+    secrets = {**PASSWORDS, **WEBHOOK}
     for text in (repr(settings), str(settings), f"{settings}", str(settings.model_dump())):
-        for password in PASSWORDS.values():
-            assert password not in text
-    assert not set(PASSWORDS.values()) & set(settings.as_env(secrets=False).values())
-    assert set(PASSWORDS) == set(settings.secret_names())
+        for secret in secrets.values():
+            assert secret not in text
+    assert not set(secrets.values()) & set(settings.as_env(secrets=False).values())
+    assert set(settings.secret_names()) == {
+        *secrets, "ECOM_KAFKA_SASL_PASSWORD", "ECOM_KAFKA_SSL_KEY_PASSWORD"}
+    assert settings.as_env()["ECOM_ALERT_WEBHOOK_URL"] == WEBHOOK["ECOM_ALERT_WEBHOOK_URL"]
 
 
 def test_load_settings_prints_no_password(monkeypatch: pytest.MonkeyPatch,

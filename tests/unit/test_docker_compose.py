@@ -4,14 +4,22 @@ No Docker engine runs here, so this parses the file and holds it to `ecom/config
 services and their start order, the host ports (the `Settings` defaults, so the host CLI
 works against the compose stack), every `ECOM_*` name, the shared env anchor, the mounts,
 secrets only from `.env`, the topic layout, the Spark connector and image versions, the
-Airflow services, and the `ecom` commands the containers run. Pure: no network, no Docker.
+Spark cluster's settings (those of `ecom spark up`), the Airflow services, and the `ecom`
+commands the containers run. And against each image's own rules, as far as they can be
+checked offline: the compose-spec JSON schema (vendored by check-jsonschema), every
+`AIRFLOW__*` key against the installed Airflow's configuration reference, each
+healthcheck's port against what its service listens on, the JVM heaps against the memory
+the README asks for, and the README's Airflow commands through Airflow's own CLI parser.
+Pure: no network, no Docker.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import version
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -24,16 +32,22 @@ from typer.main import get_command
 import ecom.config
 from ecom.config import REPO_ROOT, Settings
 from ecom_app.cli import app
+from ingestion import cluster
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 REPO_MOUNT = "/opt/ecom"
+SPARK_WORKERS = {"spark-worker-1", "spark-worker-2"}
 APP_SERVICES = {
-    "migrate", "kafka-init", "spark-worker", "spark-ingest", "simulator",
+    "migrate", "kafka-init", "spark-master", *SPARK_WORKERS, "spark-ingest", "simulator",
     "airflow-init", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor",
+    "metrics-exporter",
 }
 AIRFLOW_SERVICES = {"airflow-init", "airflow-api-server", "airflow-scheduler",
                     "airflow-dag-processor"}
-EXPECTED_SERVICES = APP_SERVICES | {"postgres", "kafka", "spark-master"}
+EXPECTED_SERVICES = APP_SERVICES | {"postgres", "kafka", "prometheus", "grafana"}
+#: services that run a Spark driver (a JVM of ECOM_SPARK_DRIVER_MEMORY)
+SPARK_DRIVERS = {"spark-ingest", "airflow-scheduler"}
+README = REPO_ROOT / "README.md"
 #: per-service additions allowed on top of the shared Airflow environment
 AIRFLOW_ENV_EXTRAS = {
     "airflow-init": {"AIRFLOW_DB_USER", "AIRFLOW_DB_NAME", "AIRFLOW_DB_PASSWORD",
@@ -45,9 +59,29 @@ SECRET_KEY = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN")
 FAKE_DOTENV = {
     "ECOM_PG_ADMIN_PASSWORD": "admin-pw", "ECOM_PG_LOADER_PASSWORD": "loader-pw",
     "ECOM_PG_TRANSFORMER_PASSWORD": "transformer-pw", "ECOM_PG_READER_PASSWORD": "reader-pw",
+    "ECOM_PG_MONITOR_PASSWORD": "monitor-pw",
     "AIRFLOW_DB_PASSWORD": "airflow-db-pw", "AIRFLOW_ADMIN_PASSWORD": "airflow-admin-pw",
-    "AIRFLOW_JWT_SECRET": "jwt-secret",
+    "AIRFLOW_JWT_SECRET": "jwt-secret", "GRAFANA_ADMIN_PASSWORD": "grafana-pw",
 }
+
+
+def command_words(service: Mapping[str, Any]) -> list[str]:
+    """A service's command as words (exec form, or the script of `bash -c`)."""
+    command = service.get("command", [])
+    if isinstance(command, str):
+        return shlex.split(command)
+    if command[:2] == ["bash", "-c"]:
+        return shlex.split(command[2].replace("$$", "$"))
+    return [str(c) for c in command]
+
+
+def option(words: list[str], name: str) -> str:
+    return words[words.index(name) + 1]
+
+
+def resolved(value: str) -> str:
+    """A value as compose resolves it with the .env values unset (the defaults)."""
+    return resolve(value, FAKE_DOTENV)
 DEFAULTS = Settings()
 
 
@@ -173,6 +207,8 @@ def test_published_ports_are_the_settings_defaults_on_loopback(
         ("kafka", kafka_host_port): kafka_host_port,
         ("airflow-api-server", 8080): DEFAULTS.airflow_port,
         ("spark-master", 8080): 8081,
+        ("prometheus", 9090): DEFAULTS.prometheus_port,
+        ("grafana", 3000): 3000,
     }
     for (name, container_port), host_port in expected.items():
         assert published(services[name], container_port) == ("127.0.0.1", host_port), name
@@ -243,11 +279,10 @@ def test_shared_env_anchor_points_every_container_at_the_compose_services(
     assert s.kafka_bootstrap_servers == "kafka:9092"
     assert s.spark_master == "spark://spark-master:7077"
     assert s.kafka_source == "native"
-    for role in ("admin", "loader", "transformer", "reader"):
+    for role in ("admin", "loader", "transformer", "reader", "monitor"):
         assert s.password(role) == FAKE_DOTENV[f"ECOM_PG_{role.upper()}_PASSWORD"]
-    master = services["spark-master"]["command"]
-    assert s.spark_master == f"spark://{master[master.index('--host') + 1]}:" \
-                             f"{master[master.index('--port') + 1]}"
+    master = [resolved(w) for w in command_words(services["spark-master"])]
+    assert s.spark_master == f"spark://{option(master, '--host')}:{option(master, '--port')}"
     # the data dir (checkpoints, manifests) is the shared volume, the same for driver and worker
     for name in APP_SERVICES:
         assert f"ecom-data:{s.data_dir}" in services[name]["volumes"], name
@@ -343,7 +378,8 @@ def test_app_image_pins_the_versions_the_project_installs(compose: dict[str, Any
 def test_spark_uses_the_native_kafka_connector_of_the_installed_spark(
         compose: dict[str, Any], services: dict[str, Any]) -> None:
     spark_version = pyspark.__version__
-    assert services["spark-master"]["image"] == f"apache/spark:{spark_version}"
+    # no separate Spark image whose tag must match pyspark: the app image's own spark-class
+    assert services["spark-master"]["image"] == services["spark-ingest"]["image"]
     defaults = dict(line.split(None, 1) for line in
                     compose["configs"]["spark-defaults"]["content"].splitlines()
                     if line.strip() and not line.startswith("#"))
@@ -352,15 +388,18 @@ def test_spark_uses_the_native_kafka_connector_of_the_installed_spark(
     # the connector's Scala build is the one PySpark ships
     jars = Path(pyspark.__file__).parent / "jars"
     assert "_2.13:" in package and list(jars.glob("scala-library-2.13*.jar"))
-    for name in ("spark-worker", "spark-ingest", "airflow-scheduler"):
+    for name in (*SPARK_WORKERS, "spark-ingest", "airflow-scheduler"):
         conf_dir = services[name]["environment"]["SPARK_CONF_DIR"]
         targets = {c["source"]: c["target"] for c in services[name]["configs"]}
         assert targets["spark-defaults"] == f"{conf_dir}/spark-defaults.conf", name
     assert services["spark-ingest"]["environment"]["ECOM_KAFKA_SOURCE"] == "native"
     assert ["ingest", "stream"] in ecom_invocations(services["spark-ingest"]["command"])
-    worker = " ".join(services["spark-worker"]["command"])
-    assert "org.apache.spark.deploy.worker.Worker" in worker
-    assert "spark://spark-master:7077" in worker
+    for name in SPARK_WORKERS:
+        worker = [resolved(w) for w in command_words(services[name])]
+        assert worker[:3] == ["exec", "spark-class", cluster.WORKER_CLASS]
+        assert "spark://spark-master:7077" in worker
+    master = command_words(services["spark-master"])
+    assert master[:3] == ["exec", "spark-class", cluster.MASTER_CLASS]
 
 
 # ---- Airflow ------------------------------------------------------------------------------------
@@ -390,3 +429,174 @@ def test_every_ecom_command_in_the_file_exists_with_its_options(services: dict[s
         known = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
         given = {word.split("=")[0] for word in rest if word.startswith("--")}
         assert given <= known, f"`ecom {' '.join(call)}`: unknown {sorted(given - known)}"
+
+
+# ---- the Spark cluster has the settings of `ecom spark up` ---------------------------------------
+def test_spark_cluster_services_use_the_settings_of_ecom_spark_up(
+        services: dict[str, Any], shared_env: dict[str, str]) -> None:
+    assert len(SPARK_WORKERS) == DEFAULTS.spark_workers
+    defaults = {"ECOM_SPARK_WORKER_CORES": str(DEFAULTS.spark_worker_cores),
+                "ECOM_SPARK_WORKER_MEMORY": DEFAULTS.spark_worker_memory,
+                "ECOM_SPARK_MASTER_PORT": str(DEFAULTS.spark_master_port)}
+    for name in SPARK_WORKERS:
+        words = command_words(services[name])
+        assert option(words, "--cores") == "${ECOM_SPARK_WORKER_CORES:-1}"
+        assert option(words, "--memory") == "${ECOM_SPARK_WORKER_MEMORY:-1g}"
+        assert {resolved(option(words, k)) for k in ("--cores", "--memory")} == {
+            defaults["ECOM_SPARK_WORKER_CORES"], defaults["ECOM_SPARK_WORKER_MEMORY"]}
+        assert services[name]["hostname"] == name  # what the executors advertise resolves
+    master = command_words(services["spark-master"])
+    assert option(master, "--port") == "${ECOM_SPARK_MASTER_PORT:-7077}"
+    for name in (*SPARK_WORKERS, "spark-master"):
+        assert services[name]["environment"]["SPARK_DAEMON_MEMORY"] == cluster.DAEMON_MEMORY
+    assert shared_env["ECOM_SPARK_MASTER"] == "spark://spark-master:${ECOM_SPARK_MASTER_PORT:-7077}"
+
+
+# ---- against each image's own rules -----------------------------------------------------------
+def test_the_file_is_valid_against_the_compose_spec_schema(text: str) -> None:
+    """The compose-spec JSON schema as check-jsonschema vendors it (no download)."""
+    import check_jsonschema
+    import jsonschema
+
+    schema_file = (Path(check_jsonschema.__file__).parent / "builtin_schemas" / "vendor"
+                   / "compose-spec.json")
+    schema = json.loads(schema_file.read_text())
+    document = yaml.safe_load(resolve(text, FAKE_DOTENV))
+    validator = jsonschema.validators.validator_for(schema)(schema)  # draft 2020-12
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+    assert not errors, [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors]
+    document["services"]["postgres"]["healthchek"] = {}  # the check sees a misspelt key
+    assert any("healthchek" in e.message for e in validator.iter_errors(document))
+
+
+def test_every_airflow_setting_is_an_option_of_the_installed_airflow(
+        compose: dict[str, Any]) -> None:
+    """`AIRFLOW__<SECTION>__<KEY>` against Airflow's packaged configuration reference
+    (config.yml, providers included): a misspelt key would be ignored silently."""
+    from airflow.configuration import retrieve_configuration_description
+
+    reference = retrieve_configuration_description(include_providers=True)
+    keys = {key for _, env in _env_maps(compose) for key in env
+            if key.startswith("AIRFLOW__")}
+    assert len(keys) >= 10
+    unknown = []
+    for key in sorted(keys):
+        section, _, name = key.removeprefix("AIRFLOW__").lower().partition("__")
+        if name not in reference.get(section, {}).get("options", {}):
+            unknown.append(key)
+    assert not unknown, f"not options of Airflow {version('apache-airflow')}: {unknown}"
+
+
+def _healthcheck(service: Mapping[str, Any]) -> str:
+    test = service["healthcheck"]["test"]
+    return resolved(" ".join(test[1:]) if isinstance(test, list) else test).replace("$$", "$")
+
+
+def test_each_healthcheck_asks_the_port_its_service_listens_on(services: dict[str, Any]) -> None:
+    from airflow.configuration import retrieve_configuration_description
+
+    # PostgreSQL: over TCP on the container port (a socket check passes the init server)
+    check = _healthcheck(services["postgres"])
+    assert "-h 127.0.0.1" in check and "-p 5432" in check
+    assert published(services["postgres"], 5432)
+    # Kafka: the internal listener
+    check = _healthcheck(services["kafka"])
+    listeners = services["kafka"]["environment"]["KAFKA_LISTENERS"]
+    assert "--bootstrap-server kafka:9092" in check and "INTERNAL://:9092" in listeners
+    # Spark: the master's RPC port, each worker's UI port
+    master = [resolved(w) for w in command_words(services["spark-master"])]
+    assert _healthcheck(services["spark-master"]).endswith(
+        f"/dev/tcp/{option(master, '--host')}/{option(master, '--port')}")
+    for name in SPARK_WORKERS:
+        words = command_words(services[name])
+        assert _healthcheck(services[name]).endswith(
+            f"/dev/tcp/localhost/{option(words, '--webui-port')}")
+    # Airflow: the API server's --port, the scheduler's health server (enabled, default port)
+    api = services["airflow-api-server"]
+    assert f"localhost:{option(api['command'], '--port')}/" in _healthcheck(api)
+    scheduler = retrieve_configuration_description()["scheduler"]["options"]
+    port = scheduler["scheduler_health_check_server_port"]["default"]
+    assert f"localhost:{port}/health" in _healthcheck(services["airflow-scheduler"])
+    env = services["airflow-scheduler"]["environment"]
+    assert str(env["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"]).lower() == "true"
+
+
+def _gigabytes(size: str) -> float:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([mMgG])", size.strip())
+    assert match, size
+    return float(match[1]) / (1024 if match[2] in "mM" else 1)
+
+
+def jvm_heaps(services: dict[str, Any], shared_env: dict[str, str]) -> dict[str, float]:
+    """GB of Java heap each JVM of the stack may take (Kafka, Spark daemons, executors,
+    drivers)."""
+    heaps = {"kafka": _gigabytes(re.search(
+        r"-Xmx(\S+)", services["kafka"]["environment"]["KAFKA_HEAP_OPTS"])[1])}
+    for name, svc in services.items():
+        daemon = svc.get("environment", {}).get("SPARK_DAEMON_MEMORY")
+        if daemon:
+            heaps[f"{name} daemon"] = _gigabytes(daemon)
+        if name in SPARK_WORKERS:  # what its executors may use
+            heaps[f"{name} executors"] = _gigabytes(resolved(option(command_words(svc),
+                                                                    "--memory")))
+    for name in SPARK_DRIVERS:
+        heaps[f"{name} driver"] = _gigabytes(resolved(shared_env["ECOM_SPARK_DRIVER_MEMORY"]))
+    return heaps
+
+
+def test_jvm_heaps_add_up_to_what_the_readme_says(services: dict[str, Any],
+                                                  shared_env: dict[str, str]) -> None:
+    heaps = jvm_heaps(services, shared_env)
+    readme = " ".join(README.read_text().split())
+    stated = re.search(r"the JVM heaps add up to ([0-9.]+) GB", readme)
+    assert stated, "the README states the JVM heaps"
+    assert sum(heaps.values()) == pytest.approx(float(stated[1])), heaps
+    # the executor memory every driver asks for fits in one worker
+    executor = _gigabytes(resolved(shared_env["ECOM_SPARK_EXECUTOR_MEMORY"]))
+    assert all(executor <= heaps[f"{w} executors"] for w in SPARK_WORKERS)
+
+
+def test_the_one_shot_simulator_runs_only_when_asked(services: dict[str, Any]) -> None:
+    assert services["simulator"]["profiles"] == ["simulate"]
+    for name, svc in services.items():
+        assert "simulator" not in svc.get("depends_on", {}), name
+    words = command_words(services["simulator"])
+    assert "--end-date" not in words  # it ends yesterday: the day the README triggers
+
+
+def _readme_commands(prefix: str) -> list[str]:
+    """Lines of the README's bash blocks that start with `prefix`."""
+    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), re.S)
+    return [line.strip() for block in blocks for line in block.splitlines()
+            if line.strip().startswith(prefix)]
+
+
+def test_readme_airflow_commands_parse_and_run_a_simulated_day() -> None:
+    """Parsed by Airflow's own CLI parser; the DAG is unpaused before it is triggered, for
+    yesterday, the last day the compose simulator produces."""
+    from airflow.cli.cli_parser import get_parser
+
+    yesterday = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
+    lines = _readme_commands("docker compose exec airflow-scheduler airflow ")
+    assert lines, "the README shows how to run the DAG"
+    parsed = []
+    for line in lines:
+        line = line.replace("$(date -u -d yesterday +%Y-%m-%d)", yesterday)
+        words = shlex.split(line.split("#")[0])
+        args = words[words.index("airflow") + 1:]
+        parsed.append(get_parser().parse_args(args))
+    subcommands = [(p.subcommand if hasattr(p, "subcommand") else None) for p in parsed]
+    kinds = [" ".join(shlex.split(line)[5:7]) for line in lines]
+    assert kinds.index("dags unpause") < kinds.index("dags trigger"), subcommands
+    trigger = parsed[kinds.index("dags trigger")]
+    assert trigger.dag_id == "ecommerce_analytics_pipeline"
+    assert str(trigger.logical_date).startswith(yesterday)
+
+
+def test_readme_generates_a_jwt_secret_long_enough_for_hs512() -> None:
+    lines = _readme_commands('echo "AIRFLOW_JWT_SECRET=')
+    assert len(lines) == 1, lines
+    size = int(re.search(r"openssl rand -hex (\d+)", lines[0])[1])
+    assert 2 * size >= 64  # HS512 wants a key of at least 512 bits; each hex digit is a byte
+    loop = " ".join(_readme_commands("for v in") + _readme_commands("ECOM_PG_READER"))
+    assert "AIRFLOW_JWT_SECRET" not in loop

@@ -179,3 +179,37 @@ def test_gc_paused_restores_the_collector_and_nests() -> None:
     with pytest.raises(RuntimeError), gc_paused():
         raise RuntimeError("batch failed")
     assert gc.isenabled()
+
+
+def test_staging_lines_carry_every_column_of_the_template() -> None:
+    """One staging row per record: a valid event's typed columns (its text twice: raw_value
+    for a possible duplicate's dead letter, raw_data for jsonb), or a dead letter's reason."""
+    from ingestion.copy_text import STAGING_COLUMNS, staging_line
+    from ingestion.validation import validate
+
+    good = valid(ID1, user_agent="tab\there")
+    rows = {}
+    for offset, value in enumerate((good, b"{oops")):
+        line = staging_line("7", "t", 0, offset, "k", "\\N", value, validate(value, NOW_MS))
+        rows[offset] = _parse_copy(line, STAGING_COLUMNS)[0]
+    ok, bad = rows[0], rows[1]
+    assert ok["task"] == "7" and ok["reason_code"] is None and ok["event_id"] == ID1
+    assert ok["raw_value"] == ok["raw_data"] == good.decode()
+    assert ok["user_agent"] == "tab\there" and ok["raw_size_bytes"] == str(len(good))
+    assert ok["processed"] is not None  # not canonical (spaces, no .mmmZ): re-encoded
+    assert bad["reason_code"] == "invalid_json" and bad["raw_value"] == "{oops"
+    assert bad["user_id"] is None and bad["raw_data"] is None
+
+
+def test_a_canonical_event_is_published_from_its_staged_text() -> None:
+    from ingestion.copy_text import STAGING_COLUMNS, staging_line
+    from ingestion.validation import validate
+
+    raw = (b'{"event_id":"' + ID1.encode() + b'","user_id":"u1","session_id":"s1",'
+           b'"event_type":"page_view","event_timestamp":"2026-11-18T10:00:00.000Z",'
+           b'"page_url":"https://x/p","user_agent":"UA","ip_address":"10.0.0.1"}')
+    result = validate(raw, NOW_MS)
+    row = _parse_copy(staging_line("0", "t", 1, 2, None, "\\N", raw, result),
+                      STAGING_COLUMNS)[0]
+    assert result.canonical and row["processed"] is None  # coalesce(processed, raw_value)
+    assert row["raw_value"] == raw.decode()

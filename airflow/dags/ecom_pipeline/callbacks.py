@@ -1,7 +1,8 @@
 """Task callbacks (set through the DAG's default_args, so Cosmos' dbt tasks get them too).
 
 Every attempt writes its row of `ops.pipeline_execution_logs`; a task that fails for good
-also publishes an alert to `data-quality-alerts`. A callback never changes a task's
+also publishes an alert to `data-quality-alerts` and posts it to the webhook
+(`ecom_pipeline.notifications`, once per task and day). A callback never changes a task's
 outcome: Airflow logs a callback's exception and carries on, and so do we, loudly.
 """
 
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ecom.config import load_settings
-from ecom_pipeline import alerts, execution_log
+from ecom_pipeline import alerts, execution_log, notifications
 from ecom_pipeline.days import logical_day
 from ecom_pipeline.dbt_results import is_watcher_node_task, rows_reported_by_build
 from ecom_pipeline.execution_log import ROWS_XCOM_KEY, TaskAttempt
@@ -52,6 +53,7 @@ def on_failure(context: Mapping[str, Any]) -> None:
     exc = context.get("exception")
     alert = alerts.task_failure_alert(attempt_of(context), error_text(exc),
                                       gate_alert=getattr(exc, "gate_alert", None))
+    _safely("webhook message", notifications.task_failed, context, alert)
     _safely("alert", alerts.publish_alert, _settings(), attempt_of(context), alert)
 
 

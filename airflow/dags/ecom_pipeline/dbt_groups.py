@@ -94,13 +94,17 @@ def inject_settings_env(_context: Mapping[str, Any], operator: Any) -> None:
 
 def dbt_group(group_id: str, select: tuple[str, ...], settings: Settings, *,
               multi_parent_tests: bool = True,
-              load_method: LoadMode = LoadMode.DBT_MANIFEST) -> DbtTaskGroup:
+              load_method: LoadMode = LoadMode.DBT_MANIFEST,
+              execution_mode: ExecutionMode = ExecutionMode.WATCHER,
+              invocation_mode: InvocationMode = InvocationMode.SUBPROCESS,
+              test_behavior: TestBehavior = TestBehavior.AFTER_EACH) -> DbtTaskGroup:
     """One Cosmos task group over the models matching `select` (created inside the DAG's
     context, so its tasks inherit the DAG's default_args: retries, timeouts, callbacks).
     `multi_parent_tests=False`: the build runs only tests whose parents are all selected,
     and no task is rendered for the others (a later group runs them). `load_method` is only
-    changed by bench/dag_parse.py (vs `dbt ls`). Wire it into the DAG, then call
-    `run_after_producer(group)`."""
+    changed by bench/dag_parse.py (vs `dbt ls`), the execution and invocation modes and the
+    test behaviour by bench/dag_choices.py (the alternatives measured). Wire it into the
+    DAG, then call `run_after_producer(group)`."""
     project_dir = settings.dbt_project_dir
     manifest = manifest_path(project_dir)
     if not manifest.is_file():
@@ -108,9 +112,18 @@ def dbt_group(group_id: str, select: tuple[str, ...], settings: Settings, *,
             f"{manifest} is missing: run `make dbt-parse` (or `ecom pipeline run`, which "
             "builds it) so Cosmos can render the dbt models as tasks."
         )
+    watcher = execution_mode == ExecutionMode.WATCHER
     producer_args: dict[str, Any] = {"retries": 0}
     if not multi_parent_tests:
         producer_args["indirect_selection"] = TestIndirectSelection.CAUTIOUS.value
+    operator_args: dict[str, Any] = {
+        "install_deps": False,
+        "interceptors": [inject_settings_env],
+        "callback": push_rows_affected,
+    }
+    if watcher:
+        # they run after the build, so their first look decides; no triggerer needed
+        operator_args.update(deferrable=False, poke_interval=5)
     group = DbtTaskGroup(
         group_id=group_id,
         project_config=ProjectConfig(
@@ -121,34 +134,28 @@ def dbt_group(group_id: str, select: tuple[str, ...], settings: Settings, *,
         ),
         profile_config=profile_config(project_dir),
         execution_config=ExecutionConfig(
-            execution_mode=ExecutionMode.WATCHER,
+            execution_mode=execution_mode,
             dbt_executable_path=str(DBT_BIN),
-            invocation_mode=InvocationMode.SUBPROCESS,
+            invocation_mode=invocation_mode,
             test_indirect_selection=TestIndirectSelection.CAUTIOUS,
-            setup_operator_args=producer_args,
+            setup_operator_args=producer_args if watcher else None,
         ),
         render_config=RenderConfig(
             load_method=load_method,
             dbt_executable_path=str(DBT_BIN),
             invocation_mode=InvocationMode.SUBPROCESS,
             select=list(select),
-            test_behavior=TestBehavior.AFTER_EACH,
+            test_behavior=test_behavior,
             should_detach_multiple_parents_tests=multi_parent_tests,
             emit_datasets=False,
         ),
-        operator_args={
-            "install_deps": False,
-            "interceptors": [inject_settings_env],
-            "callback": push_rows_affected,
-            # they run after the build, so their first look decides; no triggerer needed
-            "deferrable": False,
-            "poke_interval": 5,
-        },
+        operator_args=operator_args,
     )
-    producer = group.tasks_map[PRODUCER_WATCHER_TASK_ID]
-    producer.tests_per_model = tests_the_build_runs(
-        group.dbt_graph.nodes, group.dbt_graph.filtered_nodes, group.tasks_map,
-        cautious=not multi_parent_tests)
+    if watcher:
+        producer = group.tasks_map[PRODUCER_WATCHER_TASK_ID]
+        producer.tests_per_model = tests_the_build_runs(
+            group.dbt_graph.nodes, group.dbt_graph.filtered_nodes, group.tasks_map,
+            cautious=not multi_parent_tests)
     sort_excludes(group)
     return group
 
@@ -195,7 +202,10 @@ def run_after_producer(group: DbtTaskGroup) -> None:
     docstring), whatever its outcome: each reads its node's result, or runs dbt for that node
     itself if the build never got to it. Call it once the group is wired into the DAG: the
     first tasks keep the group's upstream (the gate before it), so a failed gate still stops
-    them, and so does the producer's `done` marker, which the next gate waits for."""
+    them, and so does the producer's `done` marker, which the next gate waits for. A group
+    rendered in another execution mode (bench/dag_choices.py) has no producer: no-op."""
+    if PRODUCER_WATCHER_TASK_ID not in group.tasks_map:
+        return
     producer = group.tasks_map[PRODUCER_WATCHER_TASK_ID]
     done = group.tasks_map[PRODUCER_WATCHER_DONE_TASK_ID]
     members = {t.task_id: t for t in group.dag.tasks

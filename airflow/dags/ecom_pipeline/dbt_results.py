@@ -1,4 +1,6 @@
-"""Rows a dbt command touched, read from its run_results.json (Cosmos callback).
+"""What a dbt command did, read from its run_results.json (Cosmos callback): the rows it
+touched, and the nodes that failed (a failing test with its count of failing rows), which
+the failure callback puts in the webhook message.
 
 In watcher mode one `dbt build` (the producer task) runs every node of a group; its
 callback also records the rows of each node, so each model's and each test's task writes
@@ -13,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from ecom_pipeline.execution_log import ROWS_XCOM_KEY
+from ecom_pipeline.notifications import FAILURES_XCOM_KEY
+
+FAILED_STATUSES = ("fail", "error", "runtime error")
 
 #: XCom of the producer: rows per model unique_id, failing rows per `<unique_id>:tests`
 NODE_ROWS_XCOM_KEY = "dbt_node_rows"
@@ -55,10 +60,28 @@ def rows_per_node(results: Mapping[str, Any], tests_per_model: Mapping[str, list
     return out
 
 
+def failed_nodes(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The nodes that failed or errored: name, kind, status, failing rows, dbt's message."""
+    failed = []
+    for result in results.get("results", []):
+        if result.get("status") not in FAILED_STATUSES:
+            continue
+        kind, _, rest = str(result.get("unique_id", "")).partition(".")
+        failed.append({
+            "name": rest.split(".")[1] if "." in rest else rest,
+            "kind": kind,
+            "status": result.get("status"),
+            "failures": result.get("failures"),
+            "message": " ".join(str(result.get("message") or "").split())[:300],
+        })
+    return failed
+
+
 def push_rows_affected(project_dir: str, context: Mapping[str, Any] | None = None,
                        **_: Any) -> None:
-    """Cosmos callback after each dbt command: XCom `rows_affected` for the log row, and
-    for the watcher's build, the rows of each node (see `rows_reported_by_build`)."""
+    """Cosmos callback after each dbt command (it runs before Cosmos raises a failed
+    command's error): XCom `rows_affected` for the log row, `dbt_failures` if any failed,
+    and for the watcher's build, the rows of each node (see `rows_reported_by_build`)."""
     path = Path(project_dir) / "target" / "run_results.json"
     if context is None or not path.is_file():
         return
@@ -67,6 +90,8 @@ def push_rows_affected(project_dir: str, context: Mapping[str, Any] | None = Non
     rows = rows_from_run_results(results)
     if rows is not None:
         ti.xcom_push(key=ROWS_XCOM_KEY, value=rows)
+    if failed := failed_nodes(results):
+        ti.xcom_push(key=FAILURES_XCOM_KEY, value=failed)
     tests_per_model = getattr(getattr(ti, "task", None), "tests_per_model", None)
     if isinstance(tests_per_model, Mapping):
         ti.xcom_push(key=NODE_ROWS_XCOM_KEY, value=rows_per_node(results, tests_per_model))

@@ -1,8 +1,18 @@
 -- Event counts agree day by day between processed_events and
 -- daily_aggregations (every event is in exactly one row of its date), and in
 -- total with user_sessions. One row per date (or 'total') that disagrees.
+-- Days are compared from the marts' retention edge on (ops.pruned_days):
+-- before it, the daily marts lost whole days and the others whole sessions.
 
 with
+
+marts_edge as (
+
+    select coalesce(max(pruned_date) + 1, '-infinity'::date) as first_whole_date
+    from {{ ref('stg_ops__pruned_days') }}
+    where layer = 'marts'
+
+),
 
 processed as (
 
@@ -10,6 +20,7 @@ processed as (
         event_date,
         count(*) as events
     from {{ ref('processed_events') }}
+    where event_date >= (select marts_edge.first_whole_date from marts_edge)
     group by event_date
 
 ),
@@ -20,6 +31,7 @@ daily as (
         date as event_date,
         sum(total_events) as events
     from {{ ref('daily_aggregations') }}
+    where date >= (select marts_edge.first_whole_date from marts_edge)
     group by date
 
 ),
@@ -41,7 +53,7 @@ totals as (
 
     select
         'total' as checked,
-        (select coalesce(sum(processed_events), 0) from by_date)
+        (select count(*) from {{ ref('processed_events') }})
         as processed_events,
         (
             select coalesce(sum(events), 0)

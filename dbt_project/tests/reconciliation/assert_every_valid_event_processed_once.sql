@@ -1,11 +1,35 @@
 -- Every valid landed event is in processed_events exactly once, and nothing
 -- else is: one row per discrepancy (missing, extra or duplicated event_id).
+-- Days the maintenance job pruned are excused: an event of a day archived out
+-- of raw is in processed_events only, and a day restored from the archive may
+-- be older than the marts keep (ops.pruned_days).
 
 with
 
+pruned as (
+
+    select
+        layer,
+        pruned_date
+    from {{ ref('stg_ops__pruned_days') }}
+
+),
+
+marts_edge as (
+
+    -- the marts hold whole days from here on
+    select coalesce(max(pruned_date) + 1, '-infinity'::date) as first_whole_date
+    from pruned
+    where layer = 'marts'
+
+),
+
 staged as (
 
-    select event_id from {{ ref('stg_ecommerce__events') }}
+    select
+        event_id,
+        event_date
+    from {{ ref('stg_ecommerce__events') }}
 
 ),
 
@@ -13,6 +37,7 @@ processed as (
 
     select
         event_id,
+        min(event_date) as event_date,
         count(*) as copies
     from {{ ref('processed_events') }}
     group by event_id
@@ -33,8 +58,18 @@ compared as (
     full outer join processed
         on staged.event_id = processed.event_id
     where
-        processed.event_id is null
-        or staged.event_id is null
+        (
+            processed.event_id is null
+            and staged.event_date
+            >= (select marts_edge.first_whole_date from marts_edge)
+        )
+        or (
+            staged.event_id is null
+            and processed.event_date not in (
+                select pruned.pruned_date from pruned
+                where pruned.layer = 'raw'
+            )
+        )
         or processed.copies <> 1
 
 )

@@ -1,8 +1,18 @@
 -- Purchase revenue agrees day by day between processed_events,
 -- daily_aggregations and product_analytics, and in total with user_sessions
 -- and int_purchase_lines. One row per date (or 'total') that disagrees.
+-- Days are compared from the marts' retention edge on (ops.pruned_days):
+-- before it, the daily marts lost whole days and the others whole sessions.
 
 with
+
+marts_edge as (
+
+    select coalesce(max(pruned_date) + 1, '-infinity'::date) as first_whole_date
+    from {{ ref('stg_ops__pruned_days') }}
+    where layer = 'marts'
+
+),
 
 processed as (
 
@@ -10,7 +20,9 @@ processed as (
         event_date,
         sum(revenue) as revenue
     from {{ ref('processed_events') }}
-    where event_type = 'purchase'
+    where
+        event_type = 'purchase'
+        and event_date >= (select marts_edge.first_whole_date from marts_edge)
     group by event_date
 
 ),
@@ -21,6 +33,7 @@ daily as (
         date as event_date,
         sum(total_revenue) as revenue
     from {{ ref('daily_aggregations') }}
+    where date >= (select marts_edge.first_whole_date from marts_edge)
     group by date
 
 ),
@@ -31,6 +44,7 @@ products as (
         event_date,
         sum(revenue) as revenue
     from {{ ref('product_analytics') }}
+    where event_date >= (select marts_edge.first_whole_date from marts_edge)
     group by event_date
 
 ),
@@ -60,8 +74,11 @@ totals as (
 
     select
         'total' as checked,
-        (select coalesce(sum(processed_revenue), 0) from by_date)
-        as processed_revenue,
+        (
+            select coalesce(sum(revenue), 0)
+            from {{ ref('processed_events') }}
+            where event_type = 'purchase'
+        ) as processed_revenue,
         (select coalesce(sum(daily_revenue), 0) from by_date) as daily_revenue,
         (select coalesce(sum(product_revenue), 0) from by_date)
         as product_revenue,
