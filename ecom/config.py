@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     # Airflow
     airflow_port: int = Field(18080, ge=1, le=65535)
 
+    # ---- dashboards (issue #15)
+    # `ecom dashboard up` serves the Streamlit app on 127.0.0.1 at this port
+    dashboard_port: int = Field(8501, ge=1, le=65535)
+
     verbose: bool = False
 
     @classmethod

@@ -17,6 +17,7 @@ from ecom.errors import UserError
 from ecom.kafka_admin import ensure_topics
 from ecom.stack.manager import StackStatus, down, status_of, up
 from ecom.warehouse.migrate import migrate
+from ecom_app.dashboard import dashboard_app
 from ecom_app.demo import DemoPlan, run_demo
 from ecom_app.local_airflow.cli import airflow_app, pipeline_app
 from expectations.cli import app as quality_app
@@ -43,6 +44,7 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(quality_app, name="quality")
 app.add_typer(airflow_app, name="airflow")
 app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(dashboard_app, name="dashboard")
 
 _state: dict[str, bool] = {"verbose": False}
 

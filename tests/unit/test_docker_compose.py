@@ -30,6 +30,7 @@ REPO_MOUNT = "/opt/ecom"
 APP_SERVICES = {
     "migrate", "kafka-init", "spark-worker", "spark-ingest", "simulator",
     "airflow-init", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor",
+    "dashboard",
 }
 AIRFLOW_SERVICES = {"airflow-init", "airflow-api-server", "airflow-scheduler",
                     "airflow-dag-processor"}
@@ -173,6 +174,7 @@ def test_published_ports_are_the_settings_defaults_on_loopback(
         ("kafka", kafka_host_port): kafka_host_port,
         ("airflow-api-server", 8080): DEFAULTS.airflow_port,
         ("spark-master", 8080): 8081,
+        ("dashboard", DEFAULTS.dashboard_port): DEFAULTS.dashboard_port,
     }
     for (name, container_port), host_port in expected.items():
         assert published(services[name], container_port) == ("127.0.0.1", host_port), name
@@ -390,3 +392,18 @@ def test_every_ecom_command_in_the_file_exists_with_its_options(services: dict[s
         known = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
         given = {word.split("=")[0] for word in rest if word.startswith("--")}
         assert given <= known, f"`ecom {' '.join(call)}`: unknown {sorted(given - known)}"
+
+
+# ---- the dashboards --------------------------------------------------------------------------
+def test_dashboard_serves_the_app_on_its_port_for_the_host(
+        services: dict[str, Any], container_settings: Settings) -> None:
+    service = services["dashboard"]
+    [call] = ecom_invocations(service["command"])
+    assert call[:2] == ["dashboard", "serve"]
+    # inside the container it listens on every interface; compose publishes it on loopback
+    assert call[call.index("--address") + 1] == "0.0.0.0"
+    assert published(service, container_settings.dashboard_port) == (
+        "127.0.0.1", DEFAULTS.dashboard_port)
+    health = " ".join(service["healthcheck"]["test"])
+    assert f"localhost:{container_settings.dashboard_port}/_stcore/health" in health
+    assert service["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
