@@ -2,8 +2,9 @@
 
 A few pooled connections (opened as `reader` through `ecom.db`, so a refused login or an
 unreachable server is the same sentence as everywhere else), each read-only with a
-statement timeout. Results come back as pandas DataFrames with numerics as floats (what
-charts and formatting want; revenue sums keep their cents). A connection the server
+statement timeout and without parallel workers (see `_take`). Results come back as pandas
+DataFrames with numerics as floats (what charts and formatting want; revenue sums keep
+their cents). A connection the server
 dropped (restart, idle timeout) is replaced once, transparently.
 
 Every failure is a `UserError` the page shows as one sentence: `NoData` when the marts do
@@ -119,8 +120,11 @@ class Warehouse:
         psycopg2.extensions.register_type(_NUMERIC_AS_FLOAT, conn)
         conn.set_session(readonly=True, autocommit=True)
         with conn.cursor() as cur:
-            cur.execute("set statement_timeout = %s; set application_name = 'ecom-dashboard'",
-                        (f"{STATEMENT_TIMEOUT_S}s",))
+            # no parallel workers: the pages' statements read indexed ranges or small marts
+            # (milliseconds), and starting workers costs 10-20 ms on a small machine; the
+            # planner cannot see that, since a bound taken from a subquery is unknown to it
+            cur.execute("set statement_timeout = %s; set max_parallel_workers_per_gather = 0; "
+                        "set application_name = 'ecom-dashboard'", (f"{STATEMENT_TIMEOUT_S}s",))
         return conn, False
 
     def _give(self, conn: Any) -> None:

@@ -7,7 +7,7 @@ Definitions (the same as the marts' docs):
   categories are counted once (`count(distinct order_id)`), never summed per category;
 - conversion: orders with a line in the selection / sessions started in the range;
   per category and day, `daily_aggregations`' view-to-order rate;
-- funnel and cart abandonment count sessions (`user_sessions`), whatever they looked at:
+- funnel and cart abandonment count sessions (`daily_sessions`), whatever they looked at:
   a session is not in one category, so the category filter does not apply to them.
 """
 
@@ -42,8 +42,8 @@ with lines as (
         and category = any(%(categories)s)
 ),
 sessions as (
-    select count(*) as sessions
-    from analytics.user_sessions
+    select sum(sessions) as sessions
+    from analytics.daily_sessions
     where session_date between %(start)s and %(end)s
 )
 select
@@ -76,14 +76,13 @@ FUNNEL = Query("funnel", """
 select
     session_date as date,
     device_type,
-    count(*) as sessions,
-    count(*) filter (where page_views > 0) as viewed,
-    count(*) filter (where add_to_carts > 0) as carted,
-    count(*) filter (where is_converted) as purchased,
-    count(*) filter (where add_to_carts > 0 and not is_converted) as abandoned
-from analytics.user_sessions
+    sessions,
+    viewed_sessions as viewed,
+    carted_sessions as carted,
+    converted_sessions as purchased,
+    abandoned_sessions as abandoned
+from analytics.daily_sessions
 where session_date between %(start)s and %(end)s
-group by session_date, device_type
 order by session_date, device_type
 """)
 

@@ -11,6 +11,7 @@ import pandas as pd
 from dashboards.warehouse import Query, Warehouse
 
 LATEST_DEAD_LETTERS = 50
+LATEST_BATCHES_SHOWN = 20
 
 RUNS = Query("runs", """
 select
@@ -20,7 +21,7 @@ select
     started_at,
     ended_at,
     duration_seconds,
-    tasks,
+    tasks_started,
     tasks_succeeded,
     tasks_failed,
     tasks_running,
@@ -52,23 +53,43 @@ order by started_at, task_id
 
 BATCHES = Query("batches", """
 select
-    date_trunc('hour', committed_at) as hour,
-    count(*) as batches,
-    sum(rows_read) as rows_read,
-    sum(rows_valid) as rows_valid,
-    sum(rows_rejected) as rows_rejected,
-    sum(rows_duplicate) as rows_duplicate
-from analytics.ingestion_batches
-where committed_at >= now() - %(days)s * interval '1 day'
-group by date_trunc('hour', committed_at)
-order by hour
+    committed_hour as hour,
+    batches,
+    rows_read,
+    rows_valid,
+    rows_rejected,
+    rows_duplicate
+from analytics.ingestion_hourly
+where committed_hour >= date_trunc('hour', now()) - %(days)s * interval '1 day'
+order by committed_hour
 """)
 
+# ingestion_hourly keeps the ledger's history rolled up by hour (cheap to read whole);
+# ingestion_batches is the ledger itself, read only in the hour before its newest batch
+# (the bound reaches its committed_at index through the view: see the realtime page)
 LAST_BATCH = Query("last_batch", """
 select
-    max(committed_at) as committed_at,
-    count(*) as batches
+    max(last_committed_at) as committed_at,
+    sum(batches) as batches
+from analytics.ingestion_hourly
+""")
+
+LATEST_BATCHES = Query("latest_batches", f"""
+select
+    committed_at,
+    query_name,
+    batch_id,
+    kafka_epoch,
+    rows_read,
+    rows_valid,
+    rows_rejected,
+    rows_duplicate
 from analytics.ingestion_batches
+where committed_at >= (
+    select max(last_committed_at) - interval '1 hour' from analytics.ingestion_hourly
+)
+order by committed_at desc, batch_id desc
+limit {LATEST_BATCHES_SHOWN}
 """)
 
 OFFSETS = Query("offsets", """
@@ -76,7 +97,6 @@ select
     kafka_epoch,
     kafka_partition,
     committed_offset,
-    batches,
     last_committed_at
 from analytics.ingestion_partition_offsets
 where is_current_epoch
@@ -108,7 +128,7 @@ order by received_at desc, rejected_id desc
 limit {LATEST_DEAD_LETTERS}
 """)
 
-QUERIES = (RUNS, TASKS, BATCHES, LAST_BATCH, OFFSETS, REASONS, DEAD_LETTERS)
+QUERIES = (RUNS, TASKS, BATCHES, LAST_BATCH, LATEST_BATCHES, OFFSETS, REASONS, DEAD_LETTERS)
 
 
 def load(wh: Warehouse, days: int) -> dict[str, pd.DataFrame]:

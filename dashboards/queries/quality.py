@@ -80,8 +80,8 @@ select
     sum(rows_rejected) as rows_rejected,
     sum(rows_duplicate) as rows_duplicate,
     sum(rows_rejected)::numeric / nullif(sum(rows_valid + rows_rejected), 0) as reject_ratio
-from analytics.ingestion_batches
-where committed_date > (now() at time zone 'UTC')::date - %(arrival_days)s
+from analytics.ingestion_hourly
+where committed_hour >= date_trunc('day', now(), 'UTC') - (%(arrival_days)s - 1) * interval '1 day'
 group by committed_date
 order by committed_date
 """)

@@ -155,6 +155,9 @@ def _body(settings: Settings) -> None:
         common.chart(charts.bars(reasons, "reason_code", "dead_letters",
                                  title="Dead letters by reason", value_title="dead letters"),
                      reasons, "No dead letter in this period.")
+    st.markdown(f"**Latest {q.LATEST_BATCHES_SHOWN} micro-batches** (the ingest ledger, "
+                "within the hour before the newest)")
+    common.table(data["latest_batches"], "No batch committed yet.")
     st.markdown(f"**Latest {q.LATEST_DEAD_LETTERS} dead letters** (payloads stay in raw: "
                 "they carry the client's IP address)")
     common.table(data["dead_letters"], "No dead letter yet.")

@@ -41,23 +41,15 @@ def _body(settings: Settings) -> None:
     live()
 
 
-def per_window(windows: pd.DataFrame, by: str, measure: str) -> pd.DataFrame:
-    """`measure` summed per window and `by` value, with each window's end."""
-    out = windows.groupby(["window_start", by], as_index=False)[[measure]].sum()
-    out["window_end"] = out["window_start"] + pd.Timedelta(minutes=5)
-    return out
-
-
 def _draw(data: q.Realtime, hours: int, refresh: int | None) -> None:
-    windows = common.as_datetime(data.windows, "window_start")
     if data.newest_window_end is None:
         st.info("No realtime windows yet: run `make demo`, or `ecom ingest stream` while "
                 "`ecom simulate live` sends events.")
         return
     age = data.age
-    newest = windows[windows["window_start"] == windows["window_start"].max()]
-    hour_ago = data.until - timedelta(hours=1)
-    last_hour = windows[windows["window_start"] > pd.Timestamp(hour_ago)]
+    by_type, by_category = data.by_type, data.by_category
+    last_hour = by_type[by_type["window_start"] > pd.Timestamp(data.until - timedelta(hours=1))]
+    newest = by_type[by_type["window_start"] == by_type["window_start"].max()]
     cols = st.columns(4)
     cols[0].metric("Newest window ends", data.newest_window_end.strftime("%H:%M UTC"),
                    help=f"{data.newest_window_end:%Y-%m-%d %H:%M} UTC")
@@ -65,19 +57,17 @@ def _draw(data: q.Realtime, hours: int, refresh: int | None) -> None:
                    help="now minus the end of the newest 5-minute window")
     cols[2].metric("Events, last hour shown", formatting.count(last_hour["events"].sum()))
     cols[3].metric("Revenue, last hour shown", formatting.money(last_hour["revenue"].sum()))
-    every = f"every {refresh} s" if refresh else "on demand"
-    when = f"refreshes {every}; read at {common.refreshed_at()}"
     if not data.live:
         st.warning(f"The newest window is {formatting.age(age)} old: the stream is not "
                    f"running (or no events arrive). Showing the {hours} h up to it.")
     elif age is not None and age > STALE_AFTER:
         st.warning(f"No window for {formatting.age(age)}: is `ecom ingest stream` running?")
-    st.caption(f"{len(newest)} rows in the newest window, "
-               f"{formatting.count(newest['events'].sum())} events; {when}.")
+    every = f"every {refresh} s" if refresh else "on demand"
+    updated = f"{data.last_update:%H:%M:%S} UTC" if data.last_update else "-"
+    st.caption(f"The newest window holds {formatting.count(newest['events'].sum())} events; "
+               f"the stream last updated a window at {updated}. Refreshes {every}; read at "
+               f"{common.refreshed_at()}.")
     empty = f"No window in the {hours} h shown."
-    by_type = per_window(windows, "event_type", "events")
-    by_category = per_window(windows[windows["event_type"] == "purchase"], "category",
-                             "revenue")
     one, two = st.columns(2)
     with one:
         common.chart(charts.windows(by_type, "window_start", "window_end", "events",
@@ -88,9 +78,7 @@ def _draw(data: q.Realtime, hours: int, refresh: int | None) -> None:
                                     "category", title="Revenue per 5-minute window by "
                                     "category", y_title="revenue", y_format=",.2f"),
                      by_category, "No purchase in the hours shown.")
-    totals = windows.groupby(["event_type", "category"], as_index=False)[
-        ["events", "revenue"]].sum().sort_values("events", ascending=False)
-    common.table(totals, empty, column_config={
+    common.table(data.totals, empty, column_config={
         "revenue": st.column_config.NumberColumn(format="%.2f")})
 
 

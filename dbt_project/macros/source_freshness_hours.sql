@@ -19,3 +19,22 @@
     {%- endif -%}
     {{- return('null::numeric') -}}
 {% endmacro %}
+
+
+{% macro newest_value(relation, column, windows=('1 hour', '1 day', '7 days')) %}
+{#- SQL expression: max(`column`) of `relation`, looked for in the recent
+    `windows` first. dbt's views begin with import CTEs, so PostgreSQL plans
+    them apart from the query reading them: a bare max() through one is a full
+    scan, but a `column > now() - interval` filter is pushed down to the
+    table's index. The full scan runs only when nothing is in the widest
+    window (coalesce evaluates lazily). -#}
+    coalesce(
+        {%- for window in windows %}
+        (
+            select max({{ column }}) from {{ relation }}
+            where {{ column }} > now() - interval '{{ window }}'
+        ),
+        {%- endfor %}
+        (select max({{ column }}) from {{ relation }})
+    )
+{%- endmacro %}

@@ -1,51 +1,75 @@
 with
 
-batches as (
+rolled_up as (
 
-    select * from {{ ref('stg_ops__ingest_batches') }}
-
-),
-
-current_epoch as (
-
-    select max(kafka_epoch) as kafka_epoch from batches
+    -- per epoch and partition up to the last dbt run (an incremental table)
+    select * from {{ ref('int_ingest_partition_offsets') }}
 
 ),
 
-partition_ranges as (
+recent as (
 
-    -- one row per batch and partition it read: the ledger stores
-    -- {"partition": offset} objects, end offsets exclusive
+    -- the batches committed since, read when the view is read (from an hour
+    -- earlier, as the incremental run does: minima and maxima do not mind)
+    select * from {{ ref('int_ingest_batch_partitions') }}
+    where committed_at > (
+        select
+            coalesce(
+                max(rolled_up.last_committed_at) - interval '1 hour',
+                '-infinity'
+            ) as since
+        from rolled_up
+    )
+
+),
+
+combined as (
+
     select
-        batches.kafka_epoch,
-        ends.key::integer as kafka_partition,
-        starts.value::bigint as start_offset,
-        ends.value::bigint as end_offset,
-        batches.committed_at
+        kafka_epoch,
+        kafka_partition,
+        first_offset,
+        committed_offset,
+        last_committed_at
+    from rolled_up
 
-    from batches
-    cross join lateral jsonb_each_text(batches.end_offsets) as ends (key, value)
-    left join lateral jsonb_each_text(batches.start_offsets) as starts (key, value)
-        on ends.key = starts.key
+    union all
+
+    select
+        kafka_epoch,
+        kafka_partition,
+        start_offset as first_offset,
+        end_offset as committed_offset,
+        committed_at as last_committed_at
+    from recent
+
+),
+
+partitions as (
+
+    select
+        kafka_epoch,
+        kafka_partition,
+        min(first_offset) as first_offset,
+        max(committed_offset) as committed_offset,
+        max(last_committed_at) as last_committed_at
+
+    from combined
+    group by kafka_epoch, kafka_partition
 
 ),
 
 final as (
 
     select
-        partition_ranges.kafka_epoch,
-        partition_ranges.kafka_partition,
-        min(partition_ranges.start_offset) as first_offset,
-        max(partition_ranges.end_offset) as committed_offset,
-        count(*) as batches,
-        max(partition_ranges.committed_at) as last_committed_at,
-        coalesce(
-            partition_ranges.kafka_epoch = max(current_epoch.kafka_epoch), false
-        ) as is_current_epoch
+        kafka_epoch,
+        kafka_partition,
+        first_offset,
+        committed_offset,
+        last_committed_at,
+        kafka_epoch = max(kafka_epoch) over () as is_current_epoch
 
-    from partition_ranges
-    cross join current_epoch
-    group by partition_ranges.kafka_epoch, partition_ranges.kafka_partition
+    from partitions
 
 )
 

@@ -14,7 +14,7 @@ runs as (
         max(logical_date) as logical_date,
         min(started_at) as started_at,
         max(ended_at) as ended_at,
-        count(*) filter (where is_latest_attempt) as tasks,
+        count(*) filter (where is_latest_attempt) as tasks_started,
         count(*) filter (
             where is_latest_attempt and status = 'success'
         ) as tasks_succeeded,
@@ -44,7 +44,7 @@ final as (
         ended_at,
         extract(epoch from ended_at - started_at)::numeric(12, 1)
             as duration_seconds,
-        tasks,
+        tasks_started,
         tasks_succeeded,
         tasks_failed,
         tasks_running,

@@ -1,24 +1,27 @@
-{#- One row per source table: (source, table, staging model, loaded-at
-    expression). The rejected lane is as fresh as the ingest ledger, the same
-    rule as its loaded_at_query in _ecommerce__sources.yml. -#}
+{#- One row per source table: (source, table, loaded-at column, the SQL of
+    its newest value). The big, indexed lanes look in recent windows first
+    (newest_value); the rejected lane is as fresh as the ingest ledger, the
+    rule of its loaded_at_query in _ecommerce__sources.yml. -#}
+{%- set events = ref('stg_ecommerce__events') -%}
+{%- set rejected = ref('stg_ecommerce__rejected_events') -%}
+{%- set realtime = ref('stg_ecommerce__realtime_metrics') -%}
+{%- set batches = ref('stg_ops__ingest_batches') -%}
+{%- set gates = ref('stg_ops__data_quality_logs') -%}
+{%- set tasks = ref('stg_ops__pipeline_execution_logs') -%}
 {%- set lanes = [
     ('ecommerce', 'raw_events', 'ingested_at',
-     '(select max(ingested_at) from ' ~ ref('stg_ecommerce__events') ~ ')'),
+     newest_value(events, 'ingested_at')),
     ('ecommerce', 'rejected_events', 'received_at',
-     'greatest((select max(received_at) from '
-     ~ ref('stg_ecommerce__rejected_events')
-     ~ '), (select max(committed_at) from '
-     ~ ref('stg_ops__ingest_batches') ~ '))'),
+     'greatest(' ~ newest_value(rejected, 'received_at') ~ ', '
+     ~ newest_value(batches, 'committed_at') ~ ')'),
     ('ecommerce', 'realtime_metrics', 'updated_at',
-     '(select max(updated_at) from '
-     ~ ref('stg_ecommerce__realtime_metrics') ~ ')'),
+     '(select max(updated_at) from ' ~ realtime ~ ')'),
     ('ops', 'ingest_batches', 'committed_at',
-     '(select max(committed_at) from ' ~ ref('stg_ops__ingest_batches') ~ ')'),
+     newest_value(batches, 'committed_at')),
     ('ops', 'data_quality_logs', 'logged_at',
-     '(select max(logged_at) from ' ~ ref('stg_ops__data_quality_logs') ~ ')'),
+     '(select max(logged_at) from ' ~ gates ~ ')'),
     ('ops', 'pipeline_execution_logs', 'logged_at',
-     '(select max(logged_at) from '
-     ~ ref('stg_ops__pipeline_execution_logs') ~ ')'),
+     '(select max(logged_at) from ' ~ tasks ~ ')'),
 ] -%}
 
 with

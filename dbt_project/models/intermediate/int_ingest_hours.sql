@@ -1,0 +1,47 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='committed_hour',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        indexes=[{'columns': ['committed_hour'], 'unique': True}],
+    )
+}}
+
+with
+
+batches as (
+
+    select * from {{ ref('stg_ops__ingest_batches') }}
+    {% if is_incremental() -%}
+    -- recount the newest hour held (it may have been partial) and the one
+    -- before it (a batch's committed_at is its transaction's start), then
+    -- every newer hour; committed_at is indexed in ops
+    where committed_at >= (
+        select
+            coalesce(
+                max(committed_hour) - interval '1 hour', '-infinity'
+            ) as since
+        from {{ this }}
+    )
+    {%- endif %}
+
+),
+
+final as (
+
+    select
+        date_trunc('hour', committed_at, 'UTC') as committed_hour,
+        count(*) as batches,
+        sum(rows_read)::bigint as rows_read,
+        sum(rows_valid)::bigint as rows_valid,
+        sum(rows_rejected)::bigint as rows_rejected,
+        sum(rows_duplicate)::bigint as rows_duplicate,
+        max(committed_at) as last_committed_at
+
+    from batches
+    group by date_trunc('hour', committed_at, 'UTC')
+
+)
+
+select * from final

@@ -1,0 +1,76 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key=['kafka_epoch', 'kafka_partition'],
+        incremental_strategy='merge',
+        on_schema_change='fail',
+    )
+}}
+
+with
+
+{% if is_incremental() -%}
+rolled_up as (
+
+    select * from {{ this }}
+
+),
+
+{% endif -%}
+
+partition_ranges as (
+
+    select * from {{ ref('int_ingest_batch_partitions') }}
+    {% if is_incremental() -%}
+    -- the batches since the newest one held, from an hour earlier: a batch's
+    -- committed_at is its transaction's start, and re-reading a batch
+    -- changes no minimum or maximum
+    where committed_at > (
+        select
+            coalesce(
+                max(rolled_up.last_committed_at) - interval '1 hour',
+                '-infinity'
+            ) as since
+        from rolled_up
+    )
+    {%- endif %}
+
+),
+
+combined as (
+
+    select
+        kafka_epoch,
+        kafka_partition,
+        start_offset as first_offset,
+        end_offset as committed_offset,
+        committed_at as last_committed_at
+    from partition_ranges
+    {% if is_incremental() -%}
+    union all
+    select
+        kafka_epoch,
+        kafka_partition,
+        first_offset,
+        committed_offset,
+        last_committed_at
+    from rolled_up
+    {%- endif %}
+
+),
+
+final as (
+
+    select
+        kafka_epoch,
+        kafka_partition,
+        min(first_offset) as first_offset,
+        max(committed_offset) as committed_offset,
+        max(last_committed_at) as last_committed_at
+
+    from combined
+    group by kafka_epoch, kafka_partition
+
+)
+
+select * from final
