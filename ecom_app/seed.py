@@ -297,7 +297,8 @@ def query(settings: Settings, sql: str, params: Sequence[Any] | None = None,
 
 
 #: Columns that record when dbt wrote a row, not what the row says.
-WRITE_TIME_COLUMNS = frozenset({"created_at", "updated_at", "processed_at", "sessionized_at"})
+WRITE_TIME_COLUMNS = frozenset({"created_at", "updated_at", "processed_at", "sessionized_at",
+                                "sessions_updated_at"})
 
 
 def table_snapshot(settings: Settings, relation: str) -> list[tuple[Any, ...]]:

@@ -21,9 +21,6 @@ PAGES: dict[str, tuple[Query, ...]] = {
     "quality": quality.QUERIES,
 }
 
-_RELATION = re.compile(r"\b(\w+)\.(\w+)\b")
-
-
 def relations_read(queries: Iterable[Query]) -> set[tuple[str, str]]:
     """(schema, relation) of every qualified relation in the queries' FROM/JOIN clauses."""
     found: set[tuple[str, str]] = set()
