@@ -141,9 +141,12 @@ class Warehouse:
                 cur.execute(query.sql, params)
                 columns = [d.name for d in cur.description]
                 rows = cur.fetchall()
-        except (psycopg2.errors.UndefinedTable, psycopg2.errors.InvalidSchemaName,
-                psycopg2.errors.UndefinedColumn) as exc:
+        except (psycopg2.errors.UndefinedTable, psycopg2.errors.InvalidSchemaName) as exc:
             raise NoData(f"{NO_DATA} ({_first_line(exc)})") from None
+        except psycopg2.errors.UndefinedColumn as exc:
+            raise UserError(
+                f"The marts are older than the dashboards ({_first_line(exc)}): run `dbt "
+                "build` (or the pipeline) to rebuild them.") from None
         except psycopg2.errors.InsufficientPrivilege as exc:
             raise UserError(
                 f"The {self.settings.pg_reader_user} role may not read what the "

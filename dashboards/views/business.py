@@ -146,7 +146,7 @@ def _body(settings: Settings) -> None:
     with one:
         common.chart(charts.bars(top, "product_id", "revenue", title=f"Top {q.TOP_PRODUCTS} "
                                  "products by revenue", value_title="revenue",
-                                 value_format=",.2f", extra_tooltip=["category", "units_sold"]),
+                                 value_format=",.2f", extra_tooltip=["category:N", "units_sold:Q"]),
                      top, empty)
     with two:
         common.table(top[["product_id", "category", "revenue", "units_sold", "page_views"]],
@@ -159,7 +159,7 @@ def _body(settings: Settings) -> None:
     with one:
         as_of = rfm["as_of_date"].max() if not rfm.empty else None
         common.chart(charts.bars(rfm, "segment", "customers", title="RFM segments",
-                                 value_title="customers", extra_tooltip=["revenue"]),
+                                 value_title="customers", extra_tooltip=["revenue:Q"]),
                      rfm, "No customer has ordered yet.")
         st.caption(f"Every customer as of {as_of or '-'} (the newest order), whatever the "
                    "filters: recency, frequency and monetary quintiles.")

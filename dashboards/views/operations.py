@@ -14,7 +14,7 @@ import streamlit as st
 from dashboards import charts, formatting
 from dashboards.queries import operations as q
 from dashboards.views import common
-from dashboards.warehouse import Warehouse
+from dashboards.warehouse import NO_DATA, Warehouse
 from ecom.config import Settings
 from ecom.errors import UserError
 from ecom.kafka_offsets import log_end_offsets
@@ -78,6 +78,12 @@ def _body(settings: Settings) -> None:
     with right:
         common.refresh_button("operations_refresh")
     data = _load(wh, key, days)
+    if data["last_batch"]["committed_at"].isna().all() and data["runs"].empty \
+            and data["dead_letters"].empty:
+        st.info(NO_DATA)  # nothing ever ingested or run: the services may say why
+        st.subheader("Services")
+        common.table(_services(settings, key), "No service to show.")
+        return
     ends = _log_ends(settings, key)
     lag = lag_table(data["offsets"], ends.ends)
     runs, batches = data["runs"], data["batches"]
@@ -127,8 +133,8 @@ def _body(settings: Settings) -> None:
         run_tasks["ended_at"] = run_tasks["ended_at"].fillna(pd.Timestamp.now(tz="UTC"))
         common.chart(charts.timeline(run_tasks, "started_at", "ended_at", "task_id", "status",
                                      title="Each task's start, duration and state (latest "
-                                     "attempt)", tooltip=["duration_seconds", "try_number",
-                                                          "rows_affected", "error_summary"]),
+                                     "attempt)", tooltip=["duration_seconds:Q", "try_number:Q",
+                                                          "rows_affected:Q", "error_summary:N"]),
                      run_tasks, "No task of this run has logged yet.")
         failed = run_tasks[run_tasks["status"] == "failed"]
         if not failed.empty:

@@ -83,8 +83,8 @@ def _body(settings: Settings) -> None:
     with one:
         common.chart(charts.states(gates, "day", "layer", "result",
                                    title="Gate result per day and layer (newest run)",
-                                   tooltip=["expectations", "expectations_failed",
-                                            "run_id"]), gates, empty)
+                                   tooltip=["expectations:Q", "expectations_failed:Q",
+                                            "run_id:N"]), gates, empty)
     with two:
         trend = pass_rate_by_day(data["gates"])
         common.chart(charts.over_time(trend, "logical_date", "pass_rate", None,
