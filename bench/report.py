@@ -7,6 +7,8 @@ Runs, each in its own process (its output streams through and is kept in bench/o
   dbt_build.py  dbt full build vs incremental run of one new day
   dag_parse.py  DAG parse time (Cosmos from the dbt manifest) vs rendering with dbt ls
   quality.py    Great Expectations raw checkpoint over a day of events
+  dashboard.py  each dashboard page's data time (its queries, as the page runs them) vs
+                the same SQL run directly in PostgreSQL, on 30 days of history
 and writes the figures, their targets and the machine description (cores, memory, CPU,
 Python, Java, PostgreSQL, load average) to bench/RESULTS.md.
 
@@ -58,6 +60,8 @@ BENCHMARKS = (
     Benchmark("dbt_build", "dbt_build.py", (), ("--days", "3", "--events-per-day", "5000")),
     Benchmark("dag_parse", "dag_parse.py", (), ("--runs", "1"), json_output=False),
     Benchmark("quality", "quality.py", (), ("--rows", "50000", "--history", "1")),
+    Benchmark("dashboard", "dashboard.py", (), ("--days", "3", "--events-per-day", "5000",
+                                                "--runs", "3")),
 )
 
 
@@ -204,9 +208,27 @@ def quality_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
     return rows
 
 
+def dashboard_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
+    target_s = constant("dashboard.py", "TARGET_S")
+    target_ratio = constant("dashboard.py", "TARGET_RATIO")
+    size = f"{data.get('days')} days x {_num(data.get('events_per_day'))} events"
+    rows = []
+    for page, p in data.get("pages", {}).items():
+        data_s, ratio = p.get("data_s"), p.get("ratio")
+        rows += [
+            Row("dashboard", f"{page} page, data time of its widest view ({size}), s",
+                _num(data_s, 3), f"<= {target_s:g}",
+                _verdict(None if data_s is None else data_s <= target_s)),
+            Row("dashboard", f"{page} page, data time / the same SQL run directly",
+                f"{_num(ratio, 2)}x", f"<= {target_ratio:g}x",
+                _verdict(None if ratio is None else ratio <= target_ratio)),
+        ]
+    return rows
+
+
 ROWS: dict[str, Callable[[dict[str, Any], str], list[Row]]] = {
     "simulate": simulate_rows, "ingest": ingest_rows, "dbt_build": dbt_rows,
-    "dag_parse": dag_rows, "quality": quality_rows,
+    "dag_parse": dag_rows, "quality": quality_rows, "dashboard": dashboard_rows,
 }
 
 
