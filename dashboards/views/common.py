@@ -9,6 +9,7 @@ server's log (`ecom dashboard up` writes it under the data dir).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -37,12 +38,12 @@ def _warehouse(_settings: Settings, key: str) -> Warehouse:
 
 def warehouse(current: Settings) -> Warehouse:
     """The process's connection pool for these settings (a changed password gets a new one)."""
-    return _warehouse(current, current.dsn("reader"))
+    return _warehouse(current, cache_key(current))
 
 
 def cache_key(current: Settings) -> str:
-    """Separates cached results of different warehouses (never shown)."""
-    return current.dsn("reader")
+    """Separates the cached pools and results of different warehouses or logins."""
+    return hashlib.sha256(current.dsn("reader").encode()).hexdigest()
 
 
 def page(title: str, body: Callable[[Settings], None], caption: str | None = None) -> None:
