@@ -16,6 +16,10 @@ STATE_COLOURS = {"success": "#2e7d32", "pass": "#2e7d32", "failed": "#c62828",
                  "up_for_retry": "#f9a825", "warn": "#f9a825", "no data": "#9e9e9e"}
 
 
+#: time unit of a series -> (tick interval, label format): one tick per day or hour
+TIME_STEPS = {"yearmonthdate": ("day", "%b %d"), "yearmonthdatehours": ("hour", "%b %d %H:00")}
+
+
 def _scale(values: Sequence[str]) -> alt.Scale:
     domain = [v for v in STATE_COLOURS if v in set(values)] or list(STATE_COLOURS)
     return alt.Scale(domain=domain, range=[STATE_COLOURS[v] for v in domain])
@@ -29,7 +33,10 @@ def over_time(frame: pd.DataFrame, x: str, y: str, colour: str | None, *, title:
     base = alt.Chart(frame, title=title, height=HEIGHT)
     marks = {"line": base.mark_line(point=True), "bar": base.mark_bar(),
              "area": base.mark_area(opacity=0.85)}
-    x_enc = alt.X(f"{x}:T", title=x_title or None, timeUnit=time_unit)
+    step = TIME_STEPS.get(time_unit)
+    axis = alt.Axis(format=step[1], tickCount={"interval": step[0], "step": 1},
+                    labelOverlap="greedy") if step else alt.Axis()
+    x_enc = alt.X(f"{x}:T", title=x_title or None, timeUnit=time_unit, axis=axis)
     y_enc = alt.Y(f"{y}:Q", title=y_title, axis=alt.Axis(format=y_format),
                   stack="zero" if stack and mark != "line" else None)
     tooltip = [alt.Tooltip(f"{x}:T", title=x_title or x, timeUnit=time_unit),
@@ -47,7 +54,7 @@ def bars(frame: pd.DataFrame, category: str, value: str, *, title: str, value_ti
     """One bar per `category` (optionally grouped by `colour`)."""
     cat = alt.Y(f"{category}:N", title=None, sort=sort, axis=alt.Axis(labelLimit=240)) \
         if horizontal else \
-        alt.X(f"{category}:N", title=None, sort=sort)
+        alt.X(f"{category}:N", title=None, sort=sort, axis=alt.Axis(labelAngle=0))
     val = alt.X(f"{value}:Q", title=value_title, axis=alt.Axis(format=value_format)) \
         if horizontal else alt.Y(f"{value}:Q", title=value_title,
                                  axis=alt.Axis(format=value_format))
@@ -61,7 +68,9 @@ def bars(frame: pd.DataFrame, category: str, value: str, *, title: str, value_ti
         else:
             encoding["xOffset"] = alt.XOffset(f"{colour}:N")
         tooltip.insert(1, alt.Tooltip(f"{colour}:N"))
-    return alt.Chart(frame, title=title, height=HEIGHT).mark_bar().encode(
+    bars_shown = frame[category].nunique() if horizontal and len(frame) else 0
+    height = max(HEIGHT, 26 * bars_shown)  # room for every label
+    return alt.Chart(frame, title=title, height=height).mark_bar().encode(
         **encoding, tooltip=tooltip)
 
 
@@ -99,11 +108,13 @@ def with_limit(chart: alt.Chart, value: float, label: str) -> alt.LayerChart:
 
 def windows(frame: pd.DataFrame, start: str, end: str, y: str, colour: str, *, title: str,
             y_title: str, y_format: str = ",.0f") -> alt.Chart:
-    """Stacked bars, each exactly as wide as its time window (readable with one window)."""
-    return alt.Chart(frame, title=title, height=HEIGHT).mark_bar(
-        stroke="white", strokeWidth=0.5).encode(
+    """Stacked bars, each exactly as wide as its time window (readable with one window):
+    rectangles from the window's start to its end, stacked by `colour`."""
+    return alt.Chart(frame, title=title, height=HEIGHT).transform_stack(
+        stack=y, groupby=[start], sort=[alt.SortField(colour)], as_=["_bottom", "_top"],
+    ).mark_rect(stroke="white", strokeWidth=0.5).encode(
         x=alt.X(f"{start}:T", title=None, axis=alt.Axis(format="%H:%M")), x2=f"{end}:T",
-        y=alt.Y(f"{y}:Q", title=y_title, axis=alt.Axis(format=y_format), stack="zero"),
+        y=alt.Y("_bottom:Q", title=y_title, axis=alt.Axis(format=y_format)), y2="_top:Q",
         color=alt.Color(f"{colour}:N", title=colour.replace("_", " ")),
         tooltip=[alt.Tooltip(f"{start}:T", title="window", format="%Y-%m-%d %H:%M"),
                  alt.Tooltip(f"{colour}:N"), alt.Tooltip(f"{y}:Q", format=y_format)])

@@ -34,7 +34,7 @@ from ecom.config import REPO_ROOT, Settings
 from ecom.errors import UserError
 from ecom.ports import free_port
 from ecom_app import dashboard
-from ecom_app.seed import query, run_dbt
+from ecom_app.seed import land_stream, query, read_jsonl, run_dbt
 from ingestion.kafka_client import make_client
 from simulator.manifest import load_manifest
 from tests.conftest import private_stack, run_ecom
@@ -357,3 +357,51 @@ def test_a_taken_port_is_one_sentence(warehouse: Filled) -> None:
     assert proc.returncode == 2
     assert "is taken, so the dashboards cannot start there" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# ---- the ledger rollups (last: it adds batches of another topic to the ledger) -----------------
+HOURS_DIRECT = """
+    select date_trunc('hour', committed_at, 'UTC'), count(*), sum(rows_read),
+           sum(rows_valid), sum(rows_rejected), sum(rows_duplicate), max(committed_at)
+    from ops.ingest_batches group by 1 order by 1"""
+HOURS_VIEW = """
+    select committed_hour, batches, rows_read, rows_valid, rows_rejected, rows_duplicate,
+           last_committed_at
+    from analytics.ingestion_hourly order by 1"""
+OFFSETS_DIRECT = """
+    select b.kafka_epoch, e.key::int, min((b.start_offsets ->> e.key)::bigint),
+           max(e.value::bigint), max(b.committed_at)
+    from ops.ingest_batches as b, jsonb_each_text(b.end_offsets) as e
+    group by 1, 2 order by 1, 2"""
+OFFSETS_VIEW = """
+    select kafka_epoch, kafka_partition, first_offset, committed_offset, last_committed_at
+    from analytics.ingestion_partition_offsets order by 1, 2"""
+
+
+def test_ledger_rollups_and_the_batches_since_equal_the_ledger(
+        warehouse: Filled, tmp_path: Path) -> None:
+    """The hourly and per-partition views = their rollups up to the last dbt run + the
+    ledger rows since: equal to the whole ledger before and after new batches land, and
+    after an incremental run folds them in."""
+    s = warehouse.settings
+
+    def same() -> None:
+        assert query(s, HOURS_VIEW) == query(s, HOURS_DIRECT)
+        assert query(s, OFFSETS_VIEW) == query(s, OFFSETS_DIRECT)
+
+    same()
+    rolled = query(s, "select count(*), sum(batches) "
+                      "from analytics_intermediate.int_ingest_hours")
+    events = tmp_path / "more.jsonl"
+    run_ecom(s, "simulate", "backfill", "--days", "1", "--events-per-day", "300", "--seed", "7",
+             "--end-date", END_DATE.isoformat(), "--output", str(events), "--no-progress")
+    landed = land_stream(s, read_jsonl(events), topic="dashboards-rollup-test",
+                         batch_records=40, windows=False)
+    assert landed.batches >= 5
+    same()  # the new batches are read live
+    assert query(s, "select count(*), sum(batches) "
+                    "from analytics_intermediate.int_ingest_hours") == rolled
+    run_dbt(s, "run", "--select", "int_ingest_hours", "int_ingest_partition_offsets")
+    same()  # folded into the rollups by an incremental run
+    [(batches,)] = query(s, "select sum(batches) from analytics_intermediate.int_ingest_hours")
+    assert batches == rolled[0][1] + landed.batches

@@ -30,17 +30,7 @@ batches as (
 
 final as (
 
-    select
-        date_trunc('hour', committed_at, 'UTC') as committed_hour,
-        count(*) as batches,
-        sum(rows_read)::bigint as rows_read,
-        sum(rows_valid)::bigint as rows_valid,
-        sum(rows_rejected)::bigint as rows_rejected,
-        sum(rows_duplicate)::bigint as rows_duplicate,
-        max(committed_at) as last_committed_at
-
-    from batches
-    group by date_trunc('hour', committed_at, 'UTC')
+    {{ ledger_hours('batches') }}
 
 )
 

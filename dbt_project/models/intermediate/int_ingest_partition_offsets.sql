@@ -37,39 +37,13 @@ partition_ranges as (
 
 ),
 
-combined as (
-
-    select
-        kafka_epoch,
-        kafka_partition,
-        start_offset as first_offset,
-        end_offset as committed_offset,
-        committed_at as last_committed_at
-    from partition_ranges
-    {% if is_incremental() -%}
-    union all
-    select
-        kafka_epoch,
-        kafka_partition,
-        first_offset,
-        committed_offset,
-        last_committed_at
-    from rolled_up
-    {%- endif %}
-
-),
-
 final as (
 
-    select
-        kafka_epoch,
-        kafka_partition,
-        min(first_offset) as first_offset,
-        max(committed_offset) as committed_offset,
-        max(last_committed_at) as last_committed_at
-
-    from combined
-    group by kafka_epoch, kafka_partition
+    {% if is_incremental() -%}
+    {{ partition_offsets('partition_ranges', 'rolled_up') }}
+    {%- else -%}
+    {{ partition_offsets('partition_ranges') }}
+    {%- endif %}
 
 )
 

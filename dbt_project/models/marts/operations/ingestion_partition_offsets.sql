@@ -23,39 +23,9 @@ recent as (
 
 ),
 
-combined as (
-
-    select
-        kafka_epoch,
-        kafka_partition,
-        first_offset,
-        committed_offset,
-        last_committed_at
-    from rolled_up
-
-    union all
-
-    select
-        kafka_epoch,
-        kafka_partition,
-        start_offset as first_offset,
-        end_offset as committed_offset,
-        committed_at as last_committed_at
-    from recent
-
-),
-
 partitions as (
 
-    select
-        kafka_epoch,
-        kafka_partition,
-        min(first_offset) as first_offset,
-        max(committed_offset) as committed_offset,
-        max(last_committed_at) as last_committed_at
-
-    from combined
-    group by kafka_epoch, kafka_partition
+    {{ partition_offsets('recent', 'rolled_up') }}
 
 ),
 
