@@ -67,6 +67,10 @@ def render(chromium: Any, url: str, screenshot: Path | None = None,
         page.goto(url, wait_until="domcontentloaded", timeout=timeout_s * 1000)
         page.wait_for_selector('[data-testid="stMain"] h1', timeout=timeout_s * 1000)
         page.wait_for_selector(DRAWN, timeout=timeout_s * 1000)
+        # a page may run again at once (`/` switches to /business): drawn, and still drawn
+        # a second later
+        page.wait_for_timeout(1000)
+        page.wait_for_selector(DRAWN, timeout=timeout_s * 1000)
         # Vega draws each chart after the script has finished: wait for their canvases
         page.wait_for_function(
             """() => [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
