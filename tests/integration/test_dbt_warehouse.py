@@ -258,7 +258,7 @@ def test_docs_site_and_lint(warehouse: Warehouse) -> None:
     assert {n.split(".")[-1] for n in catalog["nodes"]} >= set(MARTS)
     manifest = json.loads((target / "manifest.json").read_text())
     assert {e.split(".")[-1] for e in manifest["exposures"]} >= {
-        "ecommerce_analytics_pipeline", "business_kpi_dashboard"}
+        "ecommerce_analytics_pipeline", "business_dashboard"}
     assert (target / "index.html").exists()
     undocumented = [
         f"{node_id}.{column}" for node_id, node in catalog["nodes"].items()

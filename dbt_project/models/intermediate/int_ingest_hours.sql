@@ -17,13 +17,14 @@ batches as (
     -- recount the newest hour held (it may have been partial) and the one
     -- before it (a batch's committed_at is its transaction's start), then
     -- every newer hour; committed_at is indexed in ops
-    where committed_at >= (
-        select
-            coalesce(
-                max(committed_hour) - interval '1 hour', '-infinity'
-            ) as since
-        from {{ this }}
-    )
+    where
+        committed_at >= (
+            select
+                coalesce(
+                    max(held.committed_hour) - interval '1 hour', '-infinity'
+                ) as since
+            from {{ this }} as held
+        )
     {%- endif %}
 
 ),

@@ -25,14 +25,15 @@ partition_ranges as (
     -- the batches since the newest one held, from an hour earlier: a batch's
     -- committed_at is its transaction's start, and re-reading a batch
     -- changes no minimum or maximum
-    where committed_at > (
-        select
-            coalesce(
-                max(rolled_up.last_committed_at) - interval '1 hour',
-                '-infinity'
-            ) as since
-        from rolled_up
-    )
+    where
+        committed_at > (
+            select
+                coalesce(
+                    max(rolled_up.last_committed_at) - interval '1 hour',
+                    '-infinity'
+                ) as since
+            from rolled_up
+        )
     {%- endif %}
 
 ),

@@ -22,10 +22,14 @@ changed_dates as (
     select distinct written.session_date + neighbour.offset_days as session_date
     from {{ ref('user_sessions') }} as written
     cross join (values (-1), (0), (1)) as neighbour (offset_days)
-    where written.updated_at > (
-        select coalesce(max(held.sessions_updated_at), '-infinity')
-        from {{ this }} as held
-    )
+    where
+        written.updated_at > (
+            select
+                coalesce(
+                    max(held.sessions_updated_at), '-infinity'
+                ) as newest_counted
+            from {{ this }} as held
+        )
 
 ),
 
@@ -35,9 +39,10 @@ sessions as (
 
     select * from {{ ref('user_sessions') }}
     {% if is_incremental() -%}
-    where session_date in (
-        select changed_dates.session_date from changed_dates
-    )
+    where
+        session_date in (
+            select changed_dates.session_date from changed_dates
+        )
     {%- endif %}
 
 ),
