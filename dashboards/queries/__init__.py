@@ -25,7 +25,8 @@ def relations_read(queries: Iterable[Query]) -> set[tuple[str, str]]:
     """(schema, relation) of every qualified relation in the queries' FROM/JOIN clauses."""
     found: set[tuple[str, str]] = set()
     for query in queries:
-        for clause in re.findall(r"\b(?:from|join)\s+(\w+\.\w+)", query.sql, re.I):
+        sql = re.sub(r"extract\([^)]*\)", "", query.sql)  # `extract(epoch from t.column)`
+        for clause in re.findall(r"\b(?:from|join)\s+(\w+\.\w+)", sql, re.I):
             schema, name = clause.split(".")
             found.add((schema.lower(), name.lower()))
     return found

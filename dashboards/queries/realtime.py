@@ -18,7 +18,8 @@ bounded ranges first, which reach the key's index (as do the shown hours' bounds
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pandas as pd
 
@@ -26,9 +27,10 @@ from dashboards.warehouse import Query, Warehouse
 
 WINDOW = timedelta(minutes=5)
 
-#: parts of the result: rows per (window, event type), per (window, category), per
-#: (event type, category); window starts as epoch seconds (DataFrames take them far faster
-#: than Python datetimes)
+#: one head row (where the newest window starts, now, where the shown hours end, the
+#: newest update), then rows per (window, event type), per (window, category), per (event
+#: type, category). Times as epoch seconds: a DataFrame takes numbers several times
+#: faster than Python datetimes, and the page draws a day of windows (~4,000 rows).
 WINDOWS = Query("windows", """
 with newest as materialized (
     select
@@ -59,30 +61,36 @@ windows as (
     where window_start > (select until from shown) - %(hours)s * interval '1 hour'
         and window_start <= (select until from shown)
 ),
-parts as (
+head as (
     select
-        'type' as part, extract(epoch from window_start)::bigint as window_epoch,
-        event_type as key, null as category, sum(events)::bigint as events,
-        sum(revenue) as revenue, max(updated_at) as updated_at
-    from windows
-    group by window_start, event_type
-    union all
-    select
-        'category', extract(epoch from window_start)::bigint, category, null,
-        sum(events)::bigint, sum(revenue), max(updated_at)
-    from windows
-    where event_type = 'purchase'
-    group by window_start, category
-    union all
-    select
-        'total', null, event_type, category, sum(events)::bigint, sum(revenue),
-        max(updated_at)
-    from windows
-    group by event_type, category
+        'head' as part, null::bigint as window_epoch, null as key, null as category,
+        null::bigint as events, null::numeric as revenue,
+        extract(epoch from shown.newest_start) as newest_epoch,
+        extract(epoch from shown.db_now) as now_epoch,
+        extract(epoch from shown.until) as until_epoch,
+        (select extract(epoch from max(updated_at)) from windows) as updated_epoch
+    from shown
 )
-select shown.newest_start, shown.db_now, shown.until, parts.*
-from shown
-left join parts on true
+select * from head
+union all
+select
+    'type', extract(epoch from window_start)::bigint, event_type, null,
+    sum(events)::bigint, sum(revenue), null, null, null, null
+from windows
+group by window_start, event_type
+union all
+select
+    'category', extract(epoch from window_start)::bigint, category, null,
+    sum(events)::bigint, sum(revenue), null, null, null, null
+from windows
+where event_type = 'purchase'
+group by window_start, category
+union all
+select
+    'total', null, event_type, category, sum(events)::bigint, sum(revenue),
+    null, null, null, null
+from windows
+group by event_type, category
 """)
 
 QUERIES = (WINDOWS,)
@@ -113,24 +121,27 @@ class Realtime:
 
 def _part(rows: pd.DataFrame, part: str, key: str) -> pd.DataFrame:
     found = rows[rows["part"] == part].drop(columns=["category"]).rename(columns={"key": key})
-    out = found[[key, "events", "revenue"]].reset_index(drop=True)
+    out = found[[key, "events", "revenue"]].astype({"events": "int64"}).reset_index(drop=True)
     out.insert(0, "window_start", pd.to_datetime(found["window_epoch"].to_numpy(), unit="s",
                                                  utc=True))
     out.insert(1, "window_end", out["window_start"] + WINDOW)
     return out
 
 
+def _time(epoch: Any) -> datetime | None:
+    return None if epoch is None or pd.isna(epoch) else datetime.fromtimestamp(epoch, UTC)
+
+
 def load(wh: Warehouse, hours: int) -> Realtime:
     rows = wh.frame(WINDOWS, {"hours": hours})
-    first = rows.iloc[0]
-    newest = None if pd.isna(first["newest_start"]) else first["newest_start"].to_pydatetime()
+    head = rows[rows["part"] == "head"].iloc[0]
+    newest = _time(head["newest_epoch"])
     totals = rows[rows["part"] == "total"].rename(columns={"key": "event_type"})
-    totals = totals[["event_type", "category", "events", "revenue"]].sort_values(
+    totals = totals[["event_type", "category", "events", "revenue"]].astype(
+        {"events": "int64"}).sort_values(
         ["events", "event_type", "category"], ascending=[False, True, True])
-    updated = rows["updated_at"].max() if rows["part"].notna().any() else None
     return Realtime(
-        None if newest is None else newest + WINDOW,
-        None if updated is None or pd.isna(updated) else updated.to_pydatetime(),
-        first["db_now"].to_pydatetime(), first["until"].to_pydatetime(),
+        None if newest is None else newest + WINDOW, _time(head["updated_epoch"]),
+        _time(head["now_epoch"]), _time(head["until_epoch"]),  # type: ignore[arg-type]
         _part(rows, "type", "event_type"), _part(rows, "category", "category"),
         totals.reset_index(drop=True))
