@@ -17,7 +17,7 @@ STATE_COLOURS = {"success": "#2e7d32", "pass": "#2e7d32", "failed": "#c62828",
 
 
 #: time unit of a series -> (tick interval, label format): one tick per day or hour
-TIME_STEPS = {"yearmonthdate": ("day", "%b %d"), "yearmonthdatehours": ("hour", "%b %d %H:00")}
+TIME_STEPS = {"yearmonthdate": ("day", "%b %d"), "yearmonthdatehours": ("hour", "%b %d %H:%M")}
 
 
 def _scale(values: Sequence[str]) -> alt.Scale:
@@ -34,8 +34,8 @@ def over_time(frame: pd.DataFrame, x: str, y: str, colour: str | None, *, title:
     marks = {"line": base.mark_line(point=True), "bar": base.mark_bar(),
              "area": base.mark_area(opacity=0.85)}
     step = TIME_STEPS.get(time_unit)
-    axis = alt.Axis(format=step[1], tickCount={"interval": step[0], "step": 1},
-                    labelOverlap="greedy") if step else alt.Axis()
+    axis = alt.Axis(format=step[1], tickCount=step[0], labelOverlap="greedy") \
+        if step else alt.Axis()
     x_enc = alt.X(f"{x}:T", title=x_title or None, timeUnit=time_unit, axis=axis)
     y_enc = alt.Y(f"{y}:Q", title=y_title, axis=alt.Axis(format=y_format),
                   stack="zero" if stack and mark != "line" else None)

@@ -43,6 +43,7 @@ class Rendered:
     errors: list[str]
     charts: int
     screenshot: Path | None
+    script_errors: list[str]
 
 
 @contextmanager
@@ -63,6 +64,11 @@ def render(chromium: Any, url: str, screenshot: Path | None = None,
     """Open `url`, wait until the script has run and its charts are drawn, read the page."""
     context = chromium.new_context(viewport=VIEWPORT, device_scale_factor=1)
     page = context.new_page()
+    # what the page's scripts (Vega drawing a chart, say) report as errors
+    script_errors: list[str] = []
+    page.on("pageerror", lambda exc: script_errors.append(str(exc)))
+    page.on("console", lambda msg: script_errors.append(msg.text) if msg.type == "error"
+            and not msg.text.startswith("Failed to load resource") else None)
     try:
         page.goto(url, wait_until="domcontentloaded", timeout=timeout_s * 1000)
         page.wait_for_selector('[data-testid="stMain"] h1', timeout=timeout_s * 1000)
@@ -103,6 +109,7 @@ def render(chromium: Any, url: str, screenshot: Path | None = None,
                     .all_inner_texts()],
             charts=page.locator('[data-testid="stVegaLiteChart"]').count(),
             screenshot=shot,
+            script_errors=script_errors,
         )
     finally:
         context.close()
@@ -120,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     with browser() as chromium:
         for name in PAGES:
             shown = render(chromium, f"{base}/{name}", args.out / f"dashboard-{name}.png")
-            problems = shown.exceptions + shown.errors
+            problems = shown.exceptions + shown.errors + shown.script_errors
             failed = failed or bool(problems)
             print(f"{name:<11} {len(shown.metrics)} figures, {shown.charts} charts -> "
                   f"{shown.screenshot}" + (f"  PROBLEM: {problems}" if problems else ""))

@@ -72,7 +72,9 @@ def guarded(draw: Callable[[], None], what: str = "page") -> None:
 
 def chart(figure: alt.TopLevelMixin, data: pd.DataFrame, empty_note: str) -> None:
     """Draw a chart; when its data is empty, the (empty) chart and a note saying why."""
-    st.altair_chart(figure, width="stretch")
+    height = getattr(figure, "height", None)
+    st.altair_chart(figure, width="stretch",
+                    height=height + 60 if isinstance(height, int) else "content")
     if data.empty:
         st.caption(f":orange[{empty_note}]")
 

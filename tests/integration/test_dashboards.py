@@ -336,6 +336,7 @@ def test_every_page_renders_in_chromium(warehouse: Filled, tmp_path: Path) -> No
                 shown = render(chromium, f"{base}{page}", tmp_path / f"{page}.png")
                 assert not shown.exceptions and not shown.errors, (page, shown.exceptions,
                                                                    shown.errors)
+                assert not shown.script_errors, (page, shown.script_errors)  # Vega drew all
                 assert shown.charts >= 1 and shown.screenshot.stat().st_size > 20_000, page
                 assert label in shown.metrics, (page, shown.metrics)
                 if value is not None:
