@@ -119,13 +119,18 @@ class Realtime:
         return max(self.now - self.newest_window_end, timedelta(0))
 
 
-def _part(rows: pd.DataFrame, part: str, key: str) -> pd.DataFrame:
-    found = rows[rows["part"] == part].drop(columns=["category"]).rename(columns={"key": key})
-    out = found[[key, "events", "revenue"]].astype({"events": "int64"}).reset_index(drop=True)
-    out.insert(0, "window_start", pd.to_datetime(found["window_epoch"].to_numpy(), unit="s",
-                                                 utc=True))
-    out.insert(1, "window_end", out["window_start"] + WINDOW)
-    return out
+def _part(rows: pd.DataFrame | None, key: str) -> pd.DataFrame:
+    """A part's rows as window_start, window_end, `key`, events, revenue (from numpy
+    arrays: the page refreshes every few seconds over up to a day of windows)."""
+    if rows is None:
+        rows = pd.DataFrame({"window_epoch": [], "key": [], "events": [], "revenue": []})
+    starts = pd.to_datetime(rows["window_epoch"].to_numpy(dtype="int64"), unit="s", utc=True)
+    return pd.DataFrame({
+        "window_start": starts, "window_end": starts + WINDOW,
+        key: rows["key"].to_numpy(dtype=object),
+        "events": rows["events"].to_numpy(dtype="int64"),
+        "revenue": rows["revenue"].to_numpy(dtype="float64"),
+    })
 
 
 def _time(epoch: Any) -> datetime | None:
@@ -134,14 +139,19 @@ def _time(epoch: Any) -> datetime | None:
 
 def load(wh: Warehouse, hours: int) -> Realtime:
     rows = wh.frame(WINDOWS, {"hours": hours})
-    head = rows[rows["part"] == "head"].iloc[0]
+    parts = dict(list(rows.groupby("part", sort=False)))
+    head = parts["head"].iloc[0]
     newest = _time(head["newest_epoch"])
-    totals = rows[rows["part"] == "total"].rename(columns={"key": "event_type"})
-    totals = totals[["event_type", "category", "events", "revenue"]].astype(
-        {"events": "int64"}).sort_values(
-        ["events", "event_type", "category"], ascending=[False, True, True])
+    totals = parts.get("total", rows.iloc[:0])
+    totals = pd.DataFrame({
+        "event_type": totals["key"].to_numpy(dtype=object),
+        "category": totals["category"].to_numpy(dtype=object),
+        "events": totals["events"].to_numpy(dtype="int64"),
+        "revenue": totals["revenue"].to_numpy(dtype="float64"),
+    }).sort_values(["events", "event_type", "category"], ascending=[False, True, True],
+                   ignore_index=True)
     return Realtime(
         None if newest is None else newest + WINDOW, _time(head["updated_epoch"]),
         _time(head["now_epoch"]), _time(head["until_epoch"]),  # type: ignore[arg-type]
-        _part(rows, "type", "event_type"), _part(rows, "category", "category"),
-        totals.reset_index(drop=True))
+        _part(parts.get("type"), "event_type"), _part(parts.get("category"), "category"),
+        totals)
