@@ -35,28 +35,13 @@ recent as (
 
 hours as (
 
-    select
-        committed_hour,
-        batches,
-        rows_read,
-        rows_valid,
-        rows_rejected,
-        rows_duplicate,
-        last_committed_at
-    from rolled_up
+    -- the same columns in the same order: both come from ledger_hours
+    select * from rolled_up
     where committed_hour < (select cut.committed_hour from cut)
 
     union all
 
-    select
-        committed_hour,
-        batches,
-        rows_read,
-        rows_valid,
-        rows_rejected,
-        rows_duplicate,
-        last_committed_at
-    from recent
+    select * from recent
 
 ),
 
