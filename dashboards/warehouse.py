@@ -83,6 +83,17 @@ class Warehouse:
     def frames(self, queries: Sequence[Query],
                params: Mapping[str, Any] | None = None) -> dict[str, pd.DataFrame]:
         """Run `queries` in order on one connection; name -> rows."""
+        return {name: pd.DataFrame.from_records(rows, columns=columns)
+                for name, (columns, rows) in self._results(queries, params).items()}
+
+    def rows(self, query: Query, params: Mapping[str, Any] | None = None
+             ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run one query; (column names, row tuples), for a page that builds its own
+        frames (the realtime page, every few seconds)."""
+        return self._results([query], params)[query.name]
+
+    def _results(self, queries: Sequence[Query], params: Mapping[str, Any] | None
+                 ) -> dict[str, tuple[list[str], list[tuple[Any, ...]]]]:
         params = dict(params or {})
         while True:
             conn, pooled = self._take()
@@ -134,7 +145,8 @@ class Warehouse:
                 return
         _close(conn)
 
-    def _run(self, conn: Any, query: Query, params: dict[str, Any]) -> pd.DataFrame:
+    def _run(self, conn: Any, query: Query, params: dict[str, Any]
+             ) -> tuple[list[str], list[tuple[Any, ...]]]:
         started = time.perf_counter()
         try:
             with conn.cursor() as cur:
@@ -161,11 +173,10 @@ class Warehouse:
         except psycopg2.Error as exc:
             raise UserError(
                 f"The dashboard's {query.name} query failed: {_first_line(exc)}.") from None
-        frame = pd.DataFrame.from_records(rows, columns=columns)
         if self.trace is not None:
             self.trace.append(Executed(query, dict(params), time.perf_counter() - started,
                                        len(rows)))
-        return frame
+        return columns, rows
 
 
 def _close(conn: Any) -> None:

@@ -91,6 +91,7 @@ select
     null, null, null, null
 from windows
 group by event_type, category
+order by part, events desc, key, category
 """)
 
 QUERIES = (WINDOWS,)
@@ -119,39 +120,34 @@ class Realtime:
         return max(self.now - self.newest_window_end, timedelta(0))
 
 
-def _part(rows: pd.DataFrame | None, key: str) -> pd.DataFrame:
-    """A part's rows as window_start, window_end, `key`, events, revenue (from numpy
-    arrays: the page refreshes every few seconds over up to a day of windows)."""
-    if rows is None:
-        rows = pd.DataFrame({"window_epoch": [], "key": [], "events": [], "revenue": []})
-    starts = pd.to_datetime(rows["window_epoch"].to_numpy(dtype="int64"), unit="s", utc=True)
-    return pd.DataFrame({
-        "window_start": starts, "window_end": starts + WINDOW,
-        key: rows["key"].to_numpy(dtype=object),
-        "events": rows["events"].to_numpy(dtype="int64"),
-        "revenue": rows["revenue"].to_numpy(dtype="float64"),
-    })
+def _part(rows: list[tuple[Any, ...]], key: str) -> pd.DataFrame:
+    """(window epoch, key, events, revenue) rows as window_start, window_end, `key`,
+    events, revenue."""
+    epochs, keys, events, revenue = (list(c) for c in zip(*rows, strict=True)) if rows \
+        else ([], [], [], [])
+    starts = pd.to_datetime(pd.Series(epochs, dtype="int64"), unit="s", utc=True)
+    return pd.DataFrame({"window_start": starts, "window_end": starts + WINDOW,
+                         key: pd.Series(keys, dtype=object),
+                         "events": pd.Series(events, dtype="int64"),
+                         "revenue": pd.Series(revenue, dtype="float64")})
 
 
-def _time(epoch: Any) -> datetime | None:
-    return None if epoch is None or pd.isna(epoch) else datetime.fromtimestamp(epoch, UTC)
+def _time(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
 
 
 def load(wh: Warehouse, hours: int) -> Realtime:
-    rows = wh.frame(WINDOWS, {"hours": hours})
-    parts = dict(list(rows.groupby("part", sort=False)))
-    head = parts["head"].iloc[0]
-    newest = _time(head["newest_epoch"])
-    totals = parts.get("total", rows.iloc[:0])
-    totals = pd.DataFrame({
-        "event_type": totals["key"].to_numpy(dtype=object),
-        "category": totals["category"].to_numpy(dtype=object),
-        "events": totals["events"].to_numpy(dtype="int64"),
-        "revenue": totals["revenue"].to_numpy(dtype="float64"),
-    }).sort_values(["events", "event_type", "category"], ascending=[False, True, True],
-                   ignore_index=True)
+    """The shown hours. Rows are split and framed by hand, not through a generic
+    DataFrame: the page refreshes every few seconds over up to a day of windows."""
+    _, rows = wh.rows(WINDOWS, {"hours": hours})
+    head = next(r for r in rows if r[0] == "head")
+    by_type = [(r[1], r[2], r[4], r[5]) for r in rows if r[0] == "type"]
+    by_category = [(r[1], r[2], r[4], r[5]) for r in rows if r[0] == "category"]
+    totals = [(r[2], r[3], r[4], r[5]) for r in rows if r[0] == "total"]  # sorted in SQL
+    newest = _time(head[6])
     return Realtime(
-        None if newest is None else newest + WINDOW, _time(head["updated_epoch"]),
-        _time(head["now_epoch"]), _time(head["until_epoch"]),  # type: ignore[arg-type]
-        _part(parts.get("type"), "event_type"), _part(parts.get("category"), "category"),
-        totals)
+        None if newest is None else newest + WINDOW, _time(head[9]),
+        _time(head[7]), _time(head[8]),  # type: ignore[arg-type]
+        _part(by_type, "event_type"), _part(by_category, "category"),
+        pd.DataFrame(totals, columns=["event_type", "category", "events", "revenue"]
+                     ).astype({"events": "int64", "revenue": "float64"}))

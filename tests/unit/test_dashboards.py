@@ -186,3 +186,31 @@ def test_charts_draw_empty_frames() -> None:
     ]
     for spec in specs:
         assert spec.to_dict()["$schema"].startswith("https://vega.github.io/schema/vega-lite")
+
+
+def test_realtime_rows_become_the_pages_frames() -> None:
+    """The realtime statement's head row and parts, as `load` splits them."""
+    now, newest = 1_767_225_600.0, 1_767_225_300.0  # epoch seconds; newest = now - 5 min
+
+    class Rows:
+        def rows(self, query: object, params: dict) -> tuple[list[str], list[tuple]]:
+            assert params == {"hours": 3}
+            return [], [
+                ("category", int(newest), "books", None, 2, 30.5, None, None, None, None),
+                ("head", None, None, None, None, None, newest, now, now, now - 1),
+                ("total", None, "page_view", "(none)", 40, 0.0, None, None, None, None),
+                ("total", None, "purchase", "books", 2, 30.5, None, None, None, None),
+                ("type", int(newest), "page_view", None, 40, 0.0, None, None, None, None),
+                ("type", int(newest), "purchase", None, 2, 30.5, None, None, None, None),
+            ]
+
+    data = realtime_q.load(Rows(), 3)  # type: ignore[arg-type]
+    assert data.newest_window_end == datetime.fromtimestamp(newest, UTC) + realtime_q.WINDOW
+    assert data.live and data.age == timedelta(0)
+    assert data.last_update == datetime.fromtimestamp(now - 1, UTC)
+    assert data.by_type["events"].tolist() == [40, 2]
+    assert (data.by_type["window_end"] - data.by_type["window_start"]).eq(
+        realtime_q.WINDOW).all()
+    assert data.by_category[["category", "revenue"]].values.tolist() == [["books", 30.5]]
+    assert data.totals.to_dict("records")[1] == {"event_type": "purchase", "category": "books",
+                                                 "events": 2, "revenue": 30.5}
