@@ -10,6 +10,8 @@ Runs, each in its own process (its output streams through and is kept in bench/o
   security.py   what TLS and the audit trail cost COPY and single-row INSERTs (ratios)
   dr.py         disaster recovery: RPO (WAL archive lag) and RTO (point-in-time restore of
                 10 million raw events, to the first query answered) with pgBackRest
+  dashboard.py  each dashboard page's data time (its queries, as the page runs them) vs
+                the same SQL run directly in PostgreSQL, on 30 days of history
 and writes the figures, their targets and the machine description (cores, memory, CPU,
 Python, Java, PostgreSQL, load average) to bench/RESULTS.md.
 
@@ -65,6 +67,8 @@ BENCHMARKS = (
     Benchmark("security", "security.py", (),
               ("--events-per-day", "20000", "--inserts", "2000", "--rounds", "2")),
     Benchmark("dr", "dr.py", (), ("--events", "300000", "--per-day", "100000")),
+    Benchmark("dashboard", "dashboard.py", (), ("--days", "3", "--events-per-day", "5000",
+                                                "--runs", "3")),
 )
 
 
@@ -257,12 +261,28 @@ def dr_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
             f"<= {rto_target:g}", _verdict(None if rto is None else rto <= rto_target)),
         Row("dr", "full backup (pgBackRest, lz4), s", _num(data.get("backup_s"), 1)),
     ]
+def dashboard_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
+    target_s = constant("dashboard.py", "TARGET_S")
+    target_ratio = constant("dashboard.py", "TARGET_RATIO")
+    size = f"{data.get('days')} days x {_num(data.get('events_per_day'))} events"
+    rows = []
+    for page, p in data.get("pages", {}).items():
+        data_s, ratio = p.get("data_s"), p.get("ratio")
+        rows += [
+            Row("dashboard", f"{page} page, data time of its widest view ({size}), s",
+                _num(data_s, 3), f"<= {target_s:g}",
+                _verdict(None if data_s is None else data_s <= target_s)),
+            Row("dashboard", f"{page} page, data time / the same SQL run directly",
+                f"{_num(ratio, 2)}x", f"<= {target_ratio:g}x",
+                _verdict(None if ratio is None else ratio <= target_ratio)),
+        ]
+    return rows
 
 
 ROWS: dict[str, Callable[[dict[str, Any], str], list[Row]]] = {
     "simulate": simulate_rows, "ingest": ingest_rows, "dbt_build": dbt_rows,
     "dag_parse": dag_rows, "quality": quality_rows,
-    "security": security_rows, "dr": dr_rows,
+    "security": security_rows, "dr": dr_rows, "dashboard": dashboard_rows,
 }
 
 
