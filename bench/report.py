@@ -21,6 +21,9 @@ minutes: run them on a quiet machine. `--quick` uses small sizes (a few minutes)
 the harness; its report goes to bench/out/RESULTS-quick.md and is not a reference.
 
     .venv/bin/python bench/report.py [--quick] [--only ingest,dbt_build] [--out PATH]
+
+With `--only`, the report keeps the figures of the benchmarks not run from the existing
+report; the Runs table says when and at which commit each benchmark was measured.
 """
 
 from __future__ import annotations
@@ -400,18 +403,54 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def render(machine_info: dict[str, str], outcomes: list[Outcome], quick: bool) -> str:
+def _previous(report: Path) -> dict[str, tuple[list[str], list[str]]]:
+    """Figure and run lines per benchmark of an earlier report, kept when `--only` re-runs
+    some benchmarks; each run line says when and at which commit it was measured."""
+    if not report.is_file():
+        return {}
+    text = report.read_text()
+    measured = re.search(r"^\| date \(UTC\) \| (.*?) \|$", text, re.M)
+    commit = re.search(r"^\| commit \| (.*?) \|$", text, re.M)
+    when = f"{measured[1] if measured else '?'}, {commit[1] if commit else '?'}"
+    names = {b.name for b in BENCHMARKS}
+    kept: dict[str, tuple[list[str], list[str]]] = {}
+    section = ""
+    for line in text.splitlines():
+        if line.startswith("## "):
+            section = line[3:].strip()
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if not line.startswith("| ") or cells[0] not in names:
+            continue
+        figures, runs = kept.setdefault(cells[0], ([], []))
+        if section == "Figures":
+            figures.append(line)
+        elif section == "Runs":
+            runs.append(line if len(cells) >= 6 else line + f" {when} |")
+    return kept
+
+
+def render(machine_info: dict[str, str], outcomes: list[Outcome], quick: bool,
+           kept: dict[str, tuple[list[str], list[str]]] | None = None) -> str:
+    kept = kept or {}
+    ran = {o.benchmark.name: o for o in outcomes}
+    when = f"{machine_info['date (UTC)']}, {machine_info['commit']}"
     lines = ["# Benchmark results", ""]
     if quick:
         lines += ["**Quick mode** (small sizes): checks the harness; not reference figures, so "
                   "no verdict against the targets (set for the full sizes).", ""]
-    lines += ["Written by `bench/report.py`; each figure was measured in this one run on the "
-              "machine below. Other work on the machine lowers every figure: see each "
-              "benchmark's load average.", "", "## Machine", "", "| | |", "|---|---|"]
+    lines += ["Written by `bench/report.py`; each figure was measured in one run of its "
+              "benchmark on the machine below (when and at which commit: the Runs table). "
+              "Other work on the machine lowers every figure: see each benchmark's load "
+              "average.", "", "## Machine", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {_cell(v)} |" for k, v in machine_info.items()]
     lines += ["", "## Figures", "", "| benchmark | figure | value | target | verdict |",
               "|---|---|---:|---|---|"]
-    for outcome in outcomes:
+    for bench in BENCHMARKS:
+        outcome = ran.get(bench.name)
+        if outcome is None:
+            lines += kept.get(bench.name, ([], []))[0]
+            continue
         for row in outcome.rows:
             verdict = "(quick)" if quick and row.verdict else row.verdict
             lines.append(f"| {row.benchmark} | {_cell(row.figure)} | {row.value} | "
@@ -419,10 +458,14 @@ def render(machine_info: dict[str, str], outcomes: list[Outcome], quick: bool) -
         if outcome.error and not outcome.rows:
             lines.append(f"| {outcome.benchmark.name} | (no figures) | | | {outcome.error} |")
     lines += ["", "## Runs", "", "| benchmark | command | wall time | load average before | "
-              "result |", "|---|---|---:|---:|---|"]
-    for o in outcomes:
+              "result | measured (UTC), commit |", "|---|---|---:|---:|---|---|"]
+    for bench in BENCHMARKS:
+        o = ran.get(bench.name)
+        if o is None:
+            lines += kept.get(bench.name, ([], []))[1]
+            continue
         lines.append(f"| {o.benchmark.name} | `{_cell(o.command[0])}` | {o.seconds:,.0f} s | "
-                     f"{o.load_before:.2f} | {_cell(o.error) or 'ok'} |")
+                     f"{o.load_before:.2f} | {_cell(o.error) or 'ok'} | {when} |")
     lines += ["", "Each benchmark's full output is written to `bench/out/<name>.log` "
               "(not committed).", ""]
     return "\n".join(lines)
@@ -455,7 +498,9 @@ def main() -> int:
     started = time.monotonic()
     outcomes = [run(b, args.quick, OUT) for b in chosen]
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(machine_info, outcomes, args.quick))
+    # with --only, the figures of the benchmarks not run stay (their runs say when)
+    kept = _previous(out) if args.only and not args.quick else {}
+    out.write_text(render(machine_info, outcomes, args.quick, kept))
     failed = [o.benchmark.name for o in outcomes if not o.rows]
     print(f"\nreport written to {out} after {time.monotonic() - started:,.0f} s"
           + (f"; no figures from: {', '.join(failed)}" if failed else ""))
