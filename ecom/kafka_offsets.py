@@ -40,6 +40,21 @@ def unreachable(bootstrap: str, exc: object) -> UserError:
     )
 
 
+def topic_partitions(probe: Any, bootstrap: str, topic: str, timeout_s: float) -> list[int]:
+    """The partitions of `topic` from the metadata a confluent-kafka client `probe` asks
+    for; UserError when the broker does not answer or the topic does not exist."""
+    try:
+        meta = probe.list_topics(topic, timeout=timeout_s)
+    except Exception as exc:
+        raise unreachable(bootstrap, exc) from exc
+    info = meta.topics.get(topic)
+    if info is None or info.error is not None or not info.partitions:
+        raise UserError(
+            f"Topic {topic} does not exist on {bootstrap}. Run `ecom stack up` (or "
+            "`ecom kafka init`) to create the project's topics.")
+    return sorted(info.partitions)
+
+
 def fetched_log_ends(probe: Any, bootstrap: str, topic: str, partitions: list[int],
                      timeout_s: float) -> dict[int, int]:
     """High-water marks of `partitions` read from a fetch response, with a confluent-kafka
@@ -79,16 +94,8 @@ def log_end_offsets(settings: Settings, topic: str, *, client_id: str = "ecom-pr
     conf = {k: v for k, v in confluent_config(settings, client_id).items() if k != "acks"}
     probe = Consumer({**conf, **PROBE_CONFIG})
     try:
-        try:
-            meta = probe.list_topics(topic, timeout=timeout_s)
-        except Exception as exc:
-            raise unreachable(settings.kafka_bootstrap_servers, exc) from exc
-        info = meta.topics.get(topic)
-        if info is None or info.error is not None or not info.partitions:
-            raise UserError(
-                f"Topic {topic} does not exist on {settings.kafka_bootstrap_servers}. Run "
-                "`ecom stack up` (or `ecom kafka init`) to create the project's topics.")
-        return fetched_log_ends(probe, settings.kafka_bootstrap_servers, topic,
-                                sorted(info.partitions), timeout_s)
+        partitions = topic_partitions(probe, settings.kafka_bootstrap_servers, topic, timeout_s)
+        return fetched_log_ends(probe, settings.kafka_bootstrap_servers, topic, partitions,
+                                timeout_s)
     finally:
         probe.close()

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from ecom.config import Settings
 from ecom.errors import UserError
-from ecom.kafka_offsets import fetched_log_ends, unreachable
+from ecom.kafka_offsets import fetched_log_ends, topic_partitions, unreachable
 from ecom.kafka_security import KafkaSecurity
 
 #: Arrow schema of what the source emits (Spark: topic string, partition int, offset long,
@@ -142,18 +142,7 @@ class ConfluentClient:
         return Consumer(conf)
 
     def partitions(self, topic: str) -> list[int]:
-        probe = self._probe_consumer()
-        try:
-            meta = probe.list_topics(topic, timeout=PROBE_TIMEOUT_S)
-        except Exception as exc:
-            raise unreachable(self.bootstrap, exc) from exc
-        info = meta.topics.get(topic)
-        if info is None or info.error is not None or not info.partitions:
-            raise UserError(
-                f"Topic {topic} does not exist on {self.bootstrap}. Run `ecom stack up` "
-                "(or `ecom kafka init`) to create the project's topics."
-            )
-        return sorted(info.partitions)
+        return topic_partitions(self._probe_consumer(), self.bootstrap, topic, PROBE_TIMEOUT_S)
 
     def _probe_consumer(self) -> Any:
         if self._probe is None:
