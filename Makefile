@@ -82,5 +82,6 @@ lint: setup  ## ruff, import-linter (the layers) and sqlfluff (dbt SQL, on a thr
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m ecom_app.sql_lint
 
-clean: stack-down  ## stop the stack and delete local state (.local)
+clean: stack-down  ## stop the stack and the dashboards, delete local state (.local)
+	-$(BIN)/ecom dashboard down
 	rm -rf .local

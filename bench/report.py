@@ -12,6 +12,8 @@ Runs, each in its own process (its output streams through and is kept in bench/o
   security.py   what TLS and the audit trail cost COPY and single-row INSERTs (ratios)
   dr.py         disaster recovery: RPO (WAL archive lag) and RTO (point-in-time restore of
                 10 million raw events, to the first query answered) with pgBackRest
+  dashboard.py  each dashboard page's data time (its queries, as the page runs them) vs
+                the same SQL run directly in PostgreSQL, on 30 days of history
 and writes the figures, their targets and the machine description (cores, memory, CPU,
 Python, Java, PostgreSQL, load average) to bench/RESULTS.md.
 
@@ -21,6 +23,9 @@ minutes: run them on a quiet machine. `--quick` uses small sizes (a few minutes)
 the harness; its report goes to bench/out/RESULTS-quick.md and is not a reference.
 
     .venv/bin/python bench/report.py [--quick] [--only ingest,dbt_build] [--out PATH]
+
+With `--only`, the report keeps the figures of the benchmarks not run from the existing
+report; the Runs table says when and at which commit each benchmark was measured.
 """
 
 from __future__ import annotations
@@ -69,6 +74,8 @@ BENCHMARKS = (
     Benchmark("security", "security.py", (),
               ("--events-per-day", "20000", "--inserts", "2000", "--rounds", "2")),
     Benchmark("dr", "dr.py", (), ("--events", "300000", "--per-day", "100000")),
+    Benchmark("dashboard", "dashboard.py", (), ("--days", "3", "--events-per-day", "5000",
+                                                "--runs", "3")),
 )
 
 
@@ -288,12 +295,29 @@ def dr_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
             f"<= {rto_target:g}", _verdict(None if rto is None else rto <= rto_target)),
         Row("dr", "full backup (pgBackRest, lz4), s", _num(data.get("backup_s"), 1)),
     ]
+def dashboard_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
+    target_s = constant("dashboard.py", "TARGET_S")
+    target_ratio = constant("dashboard.py", "TARGET_RATIO")
+    size = f"{data.get('days')} days x {_num(data.get('events_per_day'))} events"
+    rows = []
+    for page, p in data.get("pages", {}).items():
+        data_s, ratio = p.get("data_s"), p.get("ratio")
+        rows += [
+            Row("dashboard", f"{page} page, data time of its widest view ({size}), s",
+                _num(data_s, 3), f"<= {target_s:g}",
+                _verdict(None if data_s is None else data_s <= target_s)),
+            Row("dashboard", f"{page} page, data time / the same SQL run directly",
+                f"{_num(ratio, 2)}x", f"<= {target_ratio:g}x",
+                _verdict(None if ratio is None else ratio <= target_ratio)),
+        ]
+    return rows
 
 
 ROWS: dict[str, Callable[[dict[str, Any], str], list[Row]]] = {
     "simulate": simulate_rows, "ingest": ingest_rows, "dbt_build": dbt_rows,
     "dag_parse": dag_rows, "quality": quality_rows,
-    "security": security_rows, "dr": dr_rows, "dag_run": dag_run_rows,
+    "security": security_rows, "dr": dr_rows, "dashboard": dashboard_rows,
+    "dag_run": dag_run_rows,
 }
 
 
@@ -411,18 +435,54 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def render(machine_info: dict[str, str], outcomes: list[Outcome], quick: bool) -> str:
+def _previous(report: Path) -> dict[str, tuple[list[str], list[str]]]:
+    """Figure and run lines per benchmark of an earlier report, kept when `--only` re-runs
+    some benchmarks; each run line says when and at which commit it was measured."""
+    if not report.is_file():
+        return {}
+    text = report.read_text()
+    measured = re.search(r"^\| date \(UTC\) \| (.*?) \|$", text, re.M)
+    commit = re.search(r"^\| commit \| (.*?) \|$", text, re.M)
+    when = f"{measured[1] if measured else '?'}, {commit[1] if commit else '?'}"
+    names = {b.name for b in BENCHMARKS}
+    kept: dict[str, tuple[list[str], list[str]]] = {}
+    section = ""
+    for line in text.splitlines():
+        if line.startswith("## "):
+            section = line[3:].strip()
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if not line.startswith("| ") or cells[0] not in names:
+            continue
+        figures, runs = kept.setdefault(cells[0], ([], []))
+        if section == "Figures":
+            figures.append(line)
+        elif section == "Runs":
+            runs.append(line if len(cells) >= 6 else line + f" {when} |")
+    return kept
+
+
+def render(machine_info: dict[str, str], outcomes: list[Outcome], quick: bool,
+           kept: dict[str, tuple[list[str], list[str]]] | None = None) -> str:
+    kept = kept or {}
+    ran = {o.benchmark.name: o for o in outcomes}
+    when = f"{machine_info['date (UTC)']}, {machine_info['commit']}"
     lines = ["# Benchmark results", ""]
     if quick:
         lines += ["**Quick mode** (small sizes): checks the harness; not reference figures, so "
                   "no verdict against the targets (set for the full sizes).", ""]
-    lines += ["Written by `bench/report.py`; each figure was measured in this one run on the "
-              "machine below. Other work on the machine lowers every figure: see each "
-              "benchmark's load average.", "", "## Machine", "", "| | |", "|---|---|"]
+    lines += ["Written by `bench/report.py`; each figure was measured in one run of its "
+              "benchmark on the machine below (when and at which commit: the Runs table). "
+              "Other work on the machine lowers every figure: see each benchmark's load "
+              "average.", "", "## Machine", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {_cell(v)} |" for k, v in machine_info.items()]
     lines += ["", "## Figures", "", "| benchmark | figure | value | target | verdict |",
               "|---|---|---:|---|---|"]
-    for outcome in outcomes:
+    for bench in BENCHMARKS:
+        outcome = ran.get(bench.name)
+        if outcome is None:
+            lines += kept.get(bench.name, ([], []))[0]
+            continue
         for row in outcome.rows:
             verdict = "(quick)" if quick and row.verdict else row.verdict
             lines.append(f"| {row.benchmark} | {_cell(row.figure)} | {row.value} | "
@@ -430,10 +490,14 @@ def render(machine_info: dict[str, str], outcomes: list[Outcome], quick: bool) -
         if outcome.error and not outcome.rows:
             lines.append(f"| {outcome.benchmark.name} | (no figures) | | | {outcome.error} |")
     lines += ["", "## Runs", "", "| benchmark | command | wall time | load average before | "
-              "result |", "|---|---|---:|---:|---|"]
-    for o in outcomes:
+              "result | measured (UTC), commit |", "|---|---|---:|---:|---|---|"]
+    for bench in BENCHMARKS:
+        o = ran.get(bench.name)
+        if o is None:
+            lines += kept.get(bench.name, ([], []))[1]
+            continue
         lines.append(f"| {o.benchmark.name} | `{_cell(o.command[0])}` | {o.seconds:,.0f} s | "
-                     f"{o.load_before:.2f} | {_cell(o.error) or 'ok'} |")
+                     f"{o.load_before:.2f} | {_cell(o.error) or 'ok'} | {when} |")
     lines += ["", "Each benchmark's full output is written to `bench/out/<name>.log` "
               "(not committed).", ""]
     return "\n".join(lines)
@@ -466,7 +530,9 @@ def main() -> int:
     started = time.monotonic()
     outcomes = [run(b, args.quick, OUT) for b in chosen]
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(machine_info, outcomes, args.quick))
+    # with --only, the figures of the benchmarks not run stay (their runs say when)
+    kept = _previous(out) if args.only and not args.quick else {}
+    out.write_text(render(machine_info, outcomes, args.quick, kept))
     failed = [o.benchmark.name for o in outcomes if not o.rows]
     print(f"\nreport written to {out} after {time.monotonic() - started:,.0f} s"
           + (f"; no figures from: {', '.join(failed)}" if failed else ""))

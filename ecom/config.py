@@ -188,6 +188,10 @@ class Settings(BaseSettings):
     # alert); 0 = no deadline
     pipeline_deadline_minutes: float = Field(120.0, ge=0)
 
+    # ---- dashboards (issue #15)
+    # `ecom dashboard up` serves the Streamlit app on 127.0.0.1 at this port
+    dashboard_port: int = Field(8501, ge=1, le=65535)
+
     verbose: bool = False
 
     @classmethod

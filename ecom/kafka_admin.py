@@ -22,7 +22,7 @@ class TopicState:
     created: bool
 
 
-def _any_bootstrap_answers(settings: Settings) -> bool:
+def any_bootstrap_answers(settings: Settings) -> bool:
     for server in settings.kafka_bootstrap_servers.split(","):
         host, _, port = server.strip().rpartition(":")
         if port.isdigit() and port_answers(host or "127.0.0.1", int(port), timeout=1.0):
@@ -31,7 +31,7 @@ def _any_bootstrap_answers(settings: Settings) -> bool:
 
 
 def admin_client(settings: Settings, timeout_s: float = 5.0) -> KafkaAdminClient:
-    if not _any_bootstrap_answers(settings):  # kafka-python would retry for ~30 s
+    if not any_bootstrap_answers(settings):  # kafka-python would retry for ~30 s
         raise UserError(
             f"Nothing answers at {settings.kafka_bootstrap_servers}. Start the embedded broker "
             "with `ecom stack up`, or set ECOM_KAFKA_BOOTSTRAP_SERVERS to a running cluster."

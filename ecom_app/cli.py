@@ -17,6 +17,7 @@ from ecom.errors import UserError
 from ecom.kafka_admin import ensure_topics
 from ecom.stack.manager import StackStatus, down, status_of, up
 from ecom.warehouse.migrate import migrate
+from ecom_app.dashboard import dashboard_app
 from ecom_app.demo import DemoPlan, run_demo
 from ecom_app.local_airflow.cli import airflow_app, pipeline_app
 from ecom_app.metrics.cli import metrics_app
@@ -54,6 +55,7 @@ app.add_typer(archive_app, name="archive")
 add_backup_commands(warehouse_app)
 app.add_typer(spark_app, name="spark")
 app.add_typer(metrics_app, name="metrics")
+app.add_typer(dashboard_app, name="dashboard")
 
 _state: dict[str, bool] = {"verbose": False}
 

@@ -24,6 +24,7 @@ from ecom.config import REPO_ROOT, Settings
 from ecom.db import connect
 from ecom.errors import UserError
 from ecom.stack.manager import up
+from ecom_app import dashboard
 from simulator.manifest import load_manifest
 
 console = Console()
@@ -125,7 +126,23 @@ def run_demo(settings: Settings, plan: DemoPlan) -> None:
     _step(settings, "Great Expectations Data Docs", _ecom(settings, "quality", "docs"), results,
           allowed_to_fail=True)
 
-    print_summary(settings, plan, [backfill_manifest, live_manifest], results)
+    dashboard_url = _start_dashboards(settings, results)
+    print_summary(settings, plan, [backfill_manifest, live_manifest], results, dashboard_url)
+
+
+def _start_dashboards(settings: Settings, results: list[StepResult]) -> str | None:
+    """Serve the dashboards over what the demo built (left running; `ecom dashboard down`)."""
+    console.print(Rule("[bold]dashboards"))
+    started = time.monotonic()
+    try:
+        state = dashboard.up(settings)
+    except UserError as exc:
+        console.print(f"[red]the dashboards did not start: {exc}")
+        results.append(StepResult("dashboards", time.monotonic() - started, False))
+        return None
+    dashboard.print_urls(state)
+    results.append(StepResult("dashboards", time.monotonic() - started, True))
+    return state.url
 
 
 def broker_restarted_after_ingestion(settings: Settings, notes: list[str]) -> bool:
@@ -139,7 +156,7 @@ def broker_restarted_after_ingestion(settings: Settings, notes: list[str]) -> bo
 
 
 def print_summary(settings: Settings, plan: DemoPlan, manifest_paths: list[Path],
-                  results: list[StepResult]) -> None:
+                  results: list[StepResult], dashboard_url: str | None = None) -> None:
     console.print(Rule("[bold green]summary"))
     manifests = [load_manifest(p) for p in manifest_paths if p.exists()]
     sent_ids: list[str] = []
@@ -182,6 +199,9 @@ def print_summary(settings: Settings, plan: DemoPlan, manifest_paths: list[Path]
 
     dbt_docs = settings.dbt_project_dir / "target" / "index.html"
     console.print("\n[bold]Where to look next[/]")
+    if dashboard_url:
+        console.print(f"  Dashboards: {dashboard_url}  (business, realtime, operations, data "
+                      "quality; `.venv/bin/ecom dashboard down` stops them)")
     console.print(f"  dbt docs (lineage): {dbt_docs}  -> serve with "
                   "`.venv/bin/dbt docs serve --project-dir dbt_project --profiles-dir dbt_project`"
                   " after `eval \"$(.venv/bin/ecom env --show-secrets)\"`")

@@ -12,14 +12,21 @@ import json
 import subprocess
 import sys
 import time
+import uuid
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ecom.config import REPO_ROOT, Settings
 from ecom.db import connect
+from ingestion.epochs import current_epoch
+from ingestion.records import KafkaRecords
+from ingestion.sink import land_batch
 from ingestion.validation import Reject, ValidEvent, validate
+from ingestion.windows import category_key, upsert_windows
 
 DBT = Path(sys.executable).with_name("dbt")
 PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -119,6 +126,126 @@ def _copy(cur: Any, lines: list[str]) -> int:
     return len(lines)
 
 
+@dataclass
+class Landed:
+    """What `land_stream` landed: counts as the stream's ledger records them."""
+
+    batches: int = 0
+    read: int = 0
+    valid: int = 0
+    rejected: int = 0
+    windows: int = 0
+    log_ends: dict[int, int] = field(default_factory=dict)
+
+
+def land_stream(
+    settings: Settings,
+    values: Iterable[bytes],
+    *,
+    topic: str | None = None,
+    partitions: int | None = None,
+    batch_records: int = 20_000,
+    arrival_lag: timedelta = DEFAULT_ARRIVAL_LAG,
+    windows: bool = True,
+) -> Landed:
+    """Land messages as the streaming job would, without Kafka and Spark: keyed by user id
+    into `partitions` (default the events topic's), cut into micro-batches of
+    `batch_records`, each landed by ingestion's own sink (`ingestion.sink.land_batch`:
+    valid events, dead letters with their reasons, duplicates, a ledger row per batch),
+    then the 5-minute windows of the landed events recomputed by the stream's own upsert
+    (`ingestion.windows.upsert_windows`; every event counts as on time). Kafka timestamps
+    follow the arrival clock (the newest event time so far plus `arrival_lag`); offsets
+    continue after what the topic's current epoch holds in raw.
+    """
+    topic = topic or settings.topic_events
+    partitions = partitions or settings.events_partitions
+    landed = Landed()
+    conn, check = connect(settings, "loader"), connect(settings, "loader", autocommit=True)
+    try:
+        with check.cursor() as cur:
+            epoch = current_epoch(cur, topic)
+        starts = _next_offsets(check, topic, epoch, partitions)
+        offsets = dict(starts)
+        query_name = f"seed-{uuid.uuid4().hex[:12]}"
+        lag_ms = int(arrival_lag.total_seconds() * 1000)
+        clock_ms = 0
+        batch: list[tuple[int, int, int, str | None, bytes]] = []
+
+        def flush() -> None:
+            if not batch:
+                return
+            batch.sort(key=lambda r: (r[0], r[1]))
+            columns = list(zip(*batch, strict=True))
+            records = KafkaRecords([topic] * len(batch), list(columns[0]), list(columns[1]),
+                                   list(columns[2]), list(columns[3]), list(columns[4]))
+            result = land_batch(conn, check, query_name, landed.batches, records)
+            landed.batches += 1
+            landed.read += result.rows_read
+            landed.valid += result.valid
+            landed.rejected += result.rejected
+            batch.clear()
+
+        now_ms = int(time.time() * 1000)
+        for number, value in enumerate(values):
+            key, ts_ms = _key_and_time(value)
+            if ts_ms and ts_ms <= now_ms:  # a bad future timestamp does not move the clock
+                clock_ms = max(clock_ms, ts_ms)
+            partition = zlib.crc32(key.encode()) % partitions if key else number % partitions
+            batch.append((partition, offsets[partition], clock_ms + lag_ms, key, value))
+            offsets[partition] += 1
+            if len(batch) >= batch_records:
+                flush()
+        flush()
+        landed.log_ends = offsets
+        if windows:
+            landed.windows = upsert_windows(conn, _window_keys(check, topic, epoch, starts))
+    finally:
+        check.close()
+        conn.close()
+    return landed
+
+
+def _key_and_time(value: bytes) -> tuple[str | None, int | None]:
+    """The message's Kafka key (its user id, as the simulator keys it) and event time (ms)."""
+    try:
+        obj = json.loads(value)
+        stamp = datetime.fromisoformat(str(obj.get("event_timestamp")))
+    except (ValueError, AttributeError):
+        return None, None
+    key = obj.get("user_id") if isinstance(obj.get("user_id"), str) else None
+    return key, int(stamp.timestamp() * 1000) if stamp.tzinfo else None
+
+
+def _next_offsets(conn: Any, topic: str, epoch: int, partitions: int) -> dict[int, int]:
+    with conn.cursor() as cur:
+        cur.execute(
+            """select kafka_partition, max(kafka_offset) + 1 from (
+                   select kafka_partition, kafka_offset from raw.raw_events
+                   where kafka_topic = %(t)s and kafka_epoch = %(e)s
+                   union all
+                   select kafka_partition, kafka_offset from raw.rejected_events
+                   where kafka_topic = %(t)s and kafka_epoch = %(e)s
+               ) as landed group by kafka_partition""", {"t": topic, "e": epoch})
+        found = dict(cur.fetchall())
+    return {p: int(found.get(p, 0)) for p in range(partitions)}
+
+
+def _window_keys(conn: Any, topic: str, epoch: int,
+                 starts: dict[int, int]) -> list[tuple[datetime, str, str]]:
+    """(window start, event type, category) of the events landed from offsets `starts` on."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """select distinct
+                   date_bin('5 minutes', event_timestamp, timestamptz 'epoch'),
+                   event_type, coalesce(category, %(none)s)
+               from raw.raw_events
+               where kafka_topic = %(t)s and kafka_epoch = %(e)s
+                   and kafka_offset >= (%(starts)s::bigint[])[kafka_partition + 1]""",
+            {"t": topic, "e": epoch, "none": category_key(None),
+             "starts": [starts[p] for p in sorted(starts)]})
+        return cur.fetchall()
+
+
 def event_json(**fields: Any) -> bytes:
     """One event message as the simulator would encode it (UTC ms timestamps)."""
     ts = fields.get("event_timestamp")
@@ -170,7 +297,8 @@ def query(settings: Settings, sql: str, params: Sequence[Any] | None = None,
 
 
 #: Columns that record when dbt wrote a row, not what the row says.
-WRITE_TIME_COLUMNS = frozenset({"created_at", "updated_at", "processed_at", "sessionized_at"})
+WRITE_TIME_COLUMNS = frozenset({"created_at", "updated_at", "processed_at", "sessionized_at",
+                                "sessions_updated_at"})
 
 
 def table_snapshot(settings: Settings, relation: str) -> list[tuple[Any, ...]]:

@@ -5,10 +5,8 @@ Two implementations behind one interface, chosen by `Settings.kafka_client`:
 No consumer groups: partitions are assigned by hand (group joins are slow on the embedded
 broker, and Spark's checkpoint - not the broker - owns the offsets).
 
-Log end = the fetch high-water mark. ListOffsets(LATEST) is not used for it because the
-embedded broker (tansu) answers it with the base offset of the last record batch, short of
-the log end; a fetch response carries the true high-water mark, so `log_ends` fetches a
-little from there and reads the mark the response brought.
+Log end = the fetch high-water mark, not ListOffsets(LATEST), which the embedded broker
+(tansu) answers short of the log end: see `ecom.kafka_offsets`.
 """
 
 from __future__ import annotations
@@ -22,6 +20,7 @@ import pyarrow as pa
 
 from ecom.config import Settings
 from ecom.errors import UserError
+from ecom.kafka_offsets import fetched_log_ends, topic_partitions, unreachable
 from ecom.kafka_security import KafkaSecurity
 
 #: Arrow schema of what the source emits (Spark: topic string, partition int, offset long,
@@ -116,13 +115,6 @@ def _binary_to_string(arr: pa.Array) -> pa.Array:
                          for k in arr.to_pylist()], pa.string())
 
 
-def _unreachable(bootstrap: str, exc: object) -> UserError:
-    return UserError(
-        f"Cannot read from Kafka at {bootstrap} ({exc}). Start the embedded broker with "
-        "`ecom stack up`, or set ECOM_KAFKA_BOOTSTRAP_SERVERS to a running cluster."
-    )
-
-
 class ConfluentClient:
     """librdkafka via confluent-kafka."""
 
@@ -150,18 +142,7 @@ class ConfluentClient:
         return Consumer(conf)
 
     def partitions(self, topic: str) -> list[int]:
-        probe = self._probe_consumer()
-        try:
-            meta = probe.list_topics(topic, timeout=PROBE_TIMEOUT_S)
-        except Exception as exc:
-            raise _unreachable(self.bootstrap, exc) from exc
-        info = meta.topics.get(topic)
-        if info is None or info.error is not None or not info.partitions:
-            raise UserError(
-                f"Topic {topic} does not exist on {self.bootstrap}. Run `ecom stack up` "
-                "(or `ecom kafka init`) to create the project's topics."
-            )
-        return sorted(info.partitions)
+        return topic_partitions(self._probe_consumer(), self.bootstrap, topic, PROBE_TIMEOUT_S)
 
     def _probe_consumer(self) -> Any:
         if self._probe is None:
@@ -178,40 +159,14 @@ class ConfluentClient:
                 low, _ = probe.get_watermark_offsets(
                     TopicPartition(topic, p), timeout=PROBE_TIMEOUT_S, cached=False)
             except Exception as exc:
-                raise _unreachable(self.bootstrap, exc) from exc
+                raise unreachable(self.bootstrap, exc) from exc
             out[p] = low
         return out
 
     def log_ends(self, topic: str, partitions: list[int]) -> dict[int, int]:
         """High-water marks from a fetch response (ListOffsets alone undercounts on tansu)."""
-        from confluent_kafka import KafkaError, TopicPartition
-
-        probe = self._probe_consumer()
-        listed = {}
-        for p in partitions:
-            try:
-                low, high = probe.get_watermark_offsets(
-                    TopicPartition(topic, p), timeout=PROBE_TIMEOUT_S, cached=False)
-            except Exception as exc:
-                raise _unreachable(self.bootstrap, exc) from exc
-            listed[p] = max(low, high)
-        probe.assign([TopicPartition(topic, p, listed[p]) for p in partitions])
-        pending = set(partitions)
-        deadline = time.monotonic() + PROBE_TIMEOUT_S
-        while pending and time.monotonic() < deadline:
-            for msg in probe.consume(1000, timeout=0.02):
-                err = msg.error()
-                if err is not None and err.code() != KafkaError._PARTITION_EOF:
-                    raise UserError(f"Kafka fetch from {topic}[{msg.partition()}] failed: {err}")
-                pending.discard(msg.partition())
-        probe.unassign()
-        if pending:
-            raise _unreachable(self.bootstrap, f"no fetch answer for partitions {sorted(pending)}")
-        ends = {}
-        for p in partitions:
-            _, high = probe.get_watermark_offsets(TopicPartition(topic, p), cached=True)
-            ends[p] = max(high, listed[p])
-        return ends
+        return fetched_log_ends(self._probe_consumer(), self.bootstrap, topic, partitions,
+                                PROBE_TIMEOUT_S)
 
     def read_range(self, topic: str, partition: int, start: int, end: int
                    ) -> Iterator[pa.RecordBatch]:
@@ -321,7 +276,7 @@ class KafkaPythonClient:
                 **self.security.kafka_python(), **extra,
             )
         except (KafkaError, OSError) as exc:
-            raise _unreachable(self.bootstrap, exc) from exc
+            raise unreachable(self.bootstrap, exc) from exc
 
     def _probe_consumer(self) -> Any:
         if self._probe is None:
@@ -366,7 +321,7 @@ class KafkaPythonClient:
                 if probe.highwater(tp) is not None:
                     pending.discard(tp.partition)
         if pending:
-            raise _unreachable(self.bootstrap, f"no fetch answer for partitions {sorted(pending)}")
+            raise unreachable(self.bootstrap, f"no fetch answer for partitions {sorted(pending)}")
         ends = {tp.partition: max(probe.highwater(tp), listed[tp.partition]) for tp in tps}
         probe.assign([])
         return ends

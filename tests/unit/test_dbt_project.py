@@ -17,8 +17,16 @@ import pytest
 from ecom.config import REPO_ROOT
 
 PROJECT = REPO_ROOT / "dbt_project"
-MARTS = {"processed_events", "user_sessions", "daily_aggregations", "product_analytics",
-         "customer_rfm_segments", "product_pairs"}
+#: the warehouse's business marts (tables the daily DAG rebuilds; its exposure reads them)
+BUSINESS_MARTS = {"processed_events", "user_sessions", "daily_sessions", "daily_aggregations",
+                  "product_analytics", "customer_rfm_segments", "product_pairs"}
+#: views the dashboards read live: orders, the stream's windows, the ops and quality sources
+LIVE_MARTS = {"order_lines", "realtime_windows", "pipeline_task_runs", "pipeline_runs",
+              "ingestion_batches", "ingestion_hourly", "ingestion_partition_offsets",
+              "dead_letters",
+              "quality_expectation_results", "quality_gate_runs", "source_freshness"}
+MARTS = BUSINESS_MARTS | LIVE_MARTS
+DASHBOARD_URL = "http://127.0.0.1:8501/"
 LAYERS = {  # folder -> (schema, tag)
     "staging": ("analytics_staging", "staging"),
     "intermediate": ("analytics_intermediate", "intermediate"),
@@ -120,8 +128,26 @@ def test_every_source_has_freshness(manifest: dict[str, Any]) -> None:
 def test_exposures_for_the_dag_and_dashboards(manifest: dict[str, Any]) -> None:
     exposures = {e["name"]: e for e in manifest["exposures"].values()}
     dag = exposures["ecommerce_analytics_pipeline"]
-    assert {d.split(".")[-1] for d in dag["depends_on"]["nodes"]} == MARTS
-    assert any(e["type"] == "dashboard" for e in exposures.values())
+    assert {d.split(".")[-1] for d in dag["depends_on"]["nodes"]} == BUSINESS_MARTS
+    dashboards = {name: e for name, e in exposures.items() if e["type"] == "dashboard"}
+    # one per page, at the page's URL on the default port (tests/unit/test_dashboards.py
+    # holds each to the marts its queries read)
+    assert {e["url"].removeprefix(DASHBOARD_URL) for e in dashboards.values()} == {
+        "business", "realtime", "operations", "quality"}
+    read = {d.split(".")[-1] for e in dashboards.values() for d in e["depends_on"]["nodes"]}
+    assert read >= LIVE_MARTS, "every live mart is there for a dashboard"
+
+
+def test_live_marts_are_views_with_enforced_contracts(manifest: dict[str, Any]) -> None:
+    models = _models(manifest)
+    for name in LIVE_MARTS:
+        node = models[name]
+        assert node["config"]["materialized"] == "view", name
+        # PostgreSQL enforces no constraint on a view: dbt would warn about any
+        assert not node["constraints"] and not any(
+            c["constraints"] for c in node["columns"].values()), name
+    assert all(models[n]["config"]["materialized"] in {"table", "incremental"}
+               for n in BUSINESS_MARTS)
 
 
 def test_unit_tests_cover_sessionisation_conversion_and_top_products(

@@ -41,6 +41,7 @@ APP_SERVICES = {
     "migrate", "kafka-init", "spark-master", *SPARK_WORKERS, "spark-ingest", "simulator",
     "airflow-init", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor",
     "metrics-exporter",
+    "dashboard",
 }
 AIRFLOW_SERVICES = {"airflow-init", "airflow-api-server", "airflow-scheduler",
                     "airflow-dag-processor"}
@@ -209,6 +210,7 @@ def test_published_ports_are_the_settings_defaults_on_loopback(
         ("spark-master", 8080): 8081,
         ("prometheus", 9090): DEFAULTS.prometheus_port,
         ("grafana", 3000): 3000,
+        ("dashboard", DEFAULTS.dashboard_port): DEFAULTS.dashboard_port,
     }
     for (name, container_port), host_port in expected.items():
         assert published(services[name], container_port) == ("127.0.0.1", host_port), name
@@ -600,3 +602,16 @@ def test_readme_generates_a_jwt_secret_long_enough_for_hs512() -> None:
     assert 2 * size >= 64  # HS512 wants a key of at least 512 bits; each hex digit is a byte
     loop = " ".join(_readme_commands("for v in") + _readme_commands("ECOM_PG_READER"))
     assert "AIRFLOW_JWT_SECRET" not in loop
+# ---- the dashboards --------------------------------------------------------------------------
+def test_dashboard_serves_the_app_on_its_port_for_the_host(
+        services: dict[str, Any], container_settings: Settings) -> None:
+    service = services["dashboard"]
+    [call] = ecom_invocations(service["command"])
+    assert call[:2] == ["dashboard", "serve"]
+    # inside the container it listens on every interface; compose publishes it on loopback
+    assert call[call.index("--address") + 1] == "0.0.0.0"
+    assert published(service, container_settings.dashboard_port) == (
+        "127.0.0.1", DEFAULTS.dashboard_port)
+    health = " ".join(service["healthcheck"]["test"])
+    assert f"localhost:{container_settings.dashboard_port}/_stcore/health" in health
+    assert service["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}

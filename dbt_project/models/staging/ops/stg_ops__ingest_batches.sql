@@ -11,6 +11,7 @@ renamed as (
     select
         query_name,
         batch_id,
+        kafka_epoch,
         start_offsets,
         end_offsets,
         rows_read,

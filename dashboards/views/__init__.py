@@ -1,0 +1,1 @@
+"""What each dashboard page draws (Streamlit); the SQL is in `dashboards.queries`."""
