@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from ecom.config import Settings
 from ecom.db import connection
 from ingestion.epochs import current_epoch
-from ingestion.kafka_client import make_client
+from ingestion.kafka_client import topic_offsets
 
 # landed coordinates per partition range; both tables, the topic's current epoch
 _LANDED_SQL = """
@@ -110,13 +110,7 @@ def topic_backlog(settings: Settings) -> TopicBacklog:
     """Compare the events topic's offsets on the broker with what landed (see above)."""
     started = time.perf_counter()
     topic = settings.topic_events
-    client = make_client(settings.kafka_bootstrap_servers, settings.kafka_client)
-    try:
-        partitions = client.partitions(topic)
-        starts = client.log_starts(topic, partitions)
-        ends = client.log_ends(topic, partitions)
-    finally:
-        client.close()
+    partitions, starts, ends = topic_offsets(settings, topic)  # with the cluster's TLS/SASL
     with connection(settings, "loader") as conn, conn.cursor() as cur:
         epoch = current_epoch(cur, topic)
         cur.execute(_LANDED_SQL, {
