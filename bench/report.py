@@ -15,7 +15,8 @@ Runs, each in its own process (its output streams through and is kept in bench/o
   dashboard.py  each dashboard page's data time (its queries, as the page runs them) vs
                 the same SQL run directly in PostgreSQL, on 30 days of history
 and writes the figures, their targets and the machine description (cores, memory, CPU,
-Python, Java, PostgreSQL, load average) to bench/RESULTS.md.
+Python, Java, PostgreSQL, load average) to bench/RESULTS.md, and the figures to the
+README's benchmark table.
 
 Every figure is measured on this machine in this run; other work on the machine lowers
 them (the load average before each benchmark is in the table). The full sizes take tens of
@@ -503,6 +504,24 @@ def render(machine_info: dict[str, str], outcomes: list[Outcome], quick: bool,
     return "\n".join(lines)
 
 
+README = REPO / "README.md"
+README_TABLE = re.compile(r"(<!-- bench:start[^\n]*-->\n)(.*?)(\n<!-- bench:end -->)", re.S)
+
+
+def figures_table(report: str) -> str:
+    """The Figures table of a report (header included)."""
+    section = report.split("## Figures", 1)[1].split("\n## ", 1)[0]
+    return "\n".join(line for line in section.strip().splitlines() if line.startswith("|"))
+
+
+def copy_to_readme(report: str) -> None:
+    """The README's benchmark table is the reference report's Figures table."""
+    text = README.read_text()
+    if README_TABLE.search(text):
+        README.write_text(README_TABLE.sub(
+            lambda m: m[1] + figures_table(report) + m[3], text, count=1))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -532,7 +551,10 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     # with --only, the figures of the benchmarks not run stay (their runs say when)
     kept = _previous(out) if args.only and not args.quick else {}
-    out.write_text(render(machine_info, outcomes, args.quick, kept))
+    report = render(machine_info, outcomes, args.quick, kept)
+    out.write_text(report)
+    if out == BENCH / "RESULTS.md":
+        copy_to_readme(report)
     failed = [o.benchmark.name for o in outcomes if not o.rows]
     print(f"\nreport written to {out} after {time.monotonic() - started:,.0f} s"
           + (f"; no figures from: {', '.join(failed)}" if failed else ""))

@@ -549,13 +549,21 @@ def _postmaster_alive(pgdata: Path) -> bool:
     return read_pid(pgdata / "postmaster.pid") is not None
 
 
+_CONNECTION_REFUSALS = ("the database system is not yet accepting connections",
+                        "the database system is starting up",
+                        "the database system is shutting down",
+                        "the database system is in recovery mode")
+
+
 def _recovery_failure(log_file: Path) -> str:
     try:
         lines = log_file.read_text(errors="replace").splitlines()
     except OSError:
         lines = []
     fatal = [ln.split("FATAL:", 1)[1].strip() for ln in lines if "FATAL:" in ln]
-    reason = fatal[-1] if fatal else (lines[-1].strip() if lines else "no server log")
+    # the refusals our own connection attempts drew while it recovered are not the cause
+    causes = [f for f in fatal if not f.startswith(_CONNECTION_REFUSALS)] or fatal
+    reason = causes[-1] if causes else (lines[-1].strip() if lines else "no server log")
     if "recovery ended before configured recovery target" in reason:
         reason += (": the archived WAL ends before the target (damaged or missing WAL, or no "
                    "transaction committed after the target was archived); restore to an "

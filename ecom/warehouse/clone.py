@@ -15,7 +15,7 @@ What is masked (`PII_COLUMNS`, by column name, in every copied table):
 - `raw_data` (jsonb): the same two masks applied to its `ip_address` and `user_agent` keys;
 - `raw_value` (text, dead letters): as `raw_data` when it parses as a JSON object, else
   every IPv4 address loses its last octet, every IPv6-looking token and every
-  `"user_agent": "..."` value becomes `masked`;
+  `"user_agent": "..."` (or a Python repr's `'user_agent': '...'`) value becomes `masked`;
 - `observed_value` (jsonb, quality results): the sample of failing values a gate keeps
   (`partial_unexpected_list`, which for the address checks holds addresses) is dropped.
 
@@ -115,7 +115,11 @@ begin
     if jsonb_typeof(doc) = 'object' then
         return pg_temp.ecom_mask_json(doc)::text;
     end if;
-    value := regexp_replace(value, '("?user_agent"?\\s*:\\s*)"[^"]*"', '\\1"masked"', 'g');
+    -- JSON-like text ("user_agent": "...") and Python reprs ('user_agent': '...')
+    value := regexp_replace(value, '(["'']?user_agent["'']?\\s*:\\s*)"[^"]*"', '\\1"masked"',
+                            'g');
+    value := regexp_replace(value, '(["'']?user_agent["'']?\\s*:\\s*)''[^'']*''',
+                            '\\1''masked''', 'g');
     value := regexp_replace(value, '{_IPV4_IN_TEXT}', '\\1.0', 'g');
     return regexp_replace(value, '{_IPV6_IN_TEXT}', 'masked', 'g');
 end $$;

@@ -35,6 +35,7 @@ from ecom.db import connect
 from ecom.errors import UserError
 from ecom.stack import postgres, tls
 from ecom.warehouse.audit import read_entries
+from ecom.warehouse.clone import MASK_FUNCTIONS
 from ecom_app.seed import DBT, land_events, query, read_jsonl, run_dbt
 from tests.conftest import run_ecom
 
@@ -267,6 +268,30 @@ def test_nothing_reader_can_select_holds_a_full_ip_or_user_agent(warehouse: Sett
     print(f"\nPII walk: {checked} text columns of {len(relations)} relations reader can "
           f"select, {found:,} distinct values, 0 of {len(ips):,} full IPs and "
           f"{len(agents):,} user agents found")
+
+
+def test_clone_masks_a_dead_letters_text_whatever_its_quoting(stack: Settings) -> None:
+    """Dead letters keep the bytes they arrived as: JSON, broken JSON or a Python repr."""
+    agent = "Mozilla/5.0 (X11; Linux x86_64; rv:118.0) Gecko/20100101 Firefox/118.0"
+    texts = [
+        f'{{"user_agent": "{agent}", "ip_address": "165.163.147.12"',  # truncated JSON
+        f"{{'user_agent': '{agent}', 'ip_address': '165.163.147.12'}}",  # a Python repr
+        f"{{'user_agent': \"{agent}'s\", 'ip_address': '165.163.147.12'}}",
+    ]
+    conn = connect(stack)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(MASK_FUNCTIONS)
+            masked = []
+            for text in texts:
+                cur.execute("select pg_temp.ecom_mask_text(%s)", (text,))
+                masked.append(cur.fetchone()[0])
+    finally:
+        conn.rollback()
+        conn.close()
+    for text in masked:
+        assert "Mozilla" not in text and "165.163.147.12" not in text, text
+        assert "masked" in text and "165.163.147.0" in text, text
 
 
 def test_clone_masked_copies_raw_and_ops_with_pii_masked(warehouse: Settings) -> None:

@@ -249,3 +249,21 @@ def test_dates_and_moments_on_the_command_line() -> None:
         parse_day("yesterday")
     with pytest.raises(UserError, match="is not a moment"):
         parse_time("noon")
+
+
+def test_a_failed_recovery_names_its_cause_not_the_refusals_of_our_own_probes(
+        tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    log.write_text(
+        "2026-12-03 14:32:47 UTC [9] FATAL:  the database system is not yet accepting "
+        "connections\n"
+        "2026-12-03 14:32:48 UTC [7] FATAL:  recovery ended before configured recovery target "
+        "was reached\n"
+        "2026-12-03 14:32:48 UTC [11] FATAL:  the database system is not yet accepting "
+        "connections\n"
+        "2026-12-03 14:32:48 UTC [12] FATAL:  the database system is shutting down\n")
+    message = backup._recovery_failure(log)
+    assert "(recovery ended before configured recovery target was reached: " in message
+    assert "not yet accepting" not in message
+    log.write_text("2026-12-03 14:32:47 UTC [9] FATAL:  the database system is starting up\n")
+    assert "(the database system is starting up)" in backup._recovery_failure(log)
