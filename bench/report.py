@@ -7,6 +7,8 @@ Runs, each in its own process (its output streams through and is kept in bench/o
   dbt_build.py  dbt full build vs incremental run of one new day
   dag_parse.py  DAG parse time (Cosmos from the dbt manifest) vs rendering with dbt ls
   quality.py    Great Expectations raw checkpoint over a day of events
+  dag_run.py    the daily DAG run vs the same work run directly (ratio), per-day wall
+                time at 20,000 and 150,000 events a day, a 30-day backfill's wall time
   security.py   what TLS and the audit trail cost COPY and single-row INSERTs (ratios)
   dr.py         disaster recovery: RPO (WAL archive lag) and RTO (point-in-time restore of
                 10 million raw events, to the first query answered) with pgBackRest
@@ -68,6 +70,8 @@ BENCHMARKS = (
     Benchmark("dbt_build", "dbt_build.py", (), ("--days", "3", "--events-per-day", "5000")),
     Benchmark("dag_parse", "dag_parse.py", (), ("--runs", "1"), json_output=False),
     Benchmark("quality", "quality.py", (), ("--rows", "50000", "--history", "1")),
+    Benchmark("dag_run", "dag_run.py", (),
+              ("--sizes", "20000", "--history-days", "2", "--backfill-days", "3")),
     Benchmark("security", "security.py", (),
               ("--events-per-day", "20000", "--inserts", "2000", "--rounds", "2")),
     Benchmark("dr", "dr.py", (), ("--events", "300000", "--per-day", "100000")),
@@ -237,6 +241,33 @@ def quality_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
     return rows
 
 
+def dag_run_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
+    ratio_target = constant("dag_run.py", "TARGET_RATIO")
+    day_target = constant("dag_run.py", "TARGET_DAY_S")
+    day_events = constant("dag_run.py", "TARGET_DAY_EVENTS")
+    rows = []
+    for size, f in sorted(data.get("sizes", {}).items(), key=lambda kv: int(kv[0])):
+        label = f"{int(size):,} events a day"
+        dag_s, ratio = f.get("dag_s"), f.get("ratio")
+        rows.append(Row("dag_run", f"a daily run end to end, {label} (`ecom pipeline run`), s",
+                        _num(dag_s, 1), *((f"<= {day_target:g}", _verdict(
+                            None if dag_s is None else dag_s <= day_target))
+                            if int(size) == day_events else ("", ""))))
+        rows.append(Row("dag_run", f"the DAG run itself (as Airflow times it), {label}, s",
+                        _num(f.get("run_s"), 1)))
+        rows.append(Row("dag_run", f"same work run directly, {label}, s",
+                        _num(f.get("direct_s"), 1)))
+        rows.append(Row("dag_run", f"ratio DAG run / direct, {label}", _num(ratio, 2),
+                        f"<= {ratio_target:g}",
+                        _verdict(None if ratio is None else ratio <= ratio_target)))
+        rows.append(Row("dag_run", f"ratio end to end / direct, {label}",
+                        _num(f.get("ratio_end_to_end"), 2)))
+    if "backfill" in data:
+        b = data["backfill"]
+        rows.append(Row("dag_run", f"backfill of {b['days']} days x {b['events_per_day']:,} "
+                        "events (`--date .. --to ..`), s", _num(b["wall_s"], 0)))
+        rows.append(Row("dag_run", "backfill, s a day", _num(b["per_day_s"], 1)))
+    return rows
 def security_rows(data: dict[str, Any], _stdout: str) -> list[Row]:
     target = constant("security.py", "TARGET_RATIO")
     copy = data.get("copy_tls_audit_over_plain_none")
@@ -287,6 +318,7 @@ ROWS: dict[str, Callable[[dict[str, Any], str], list[Row]]] = {
     "simulate": simulate_rows, "ingest": ingest_rows, "dbt_build": dbt_rows,
     "dag_parse": dag_rows, "quality": quality_rows,
     "security": security_rows, "dr": dr_rows, "dashboard": dashboard_rows,
+    "dag_run": dag_run_rows,
 }
 
 

@@ -207,6 +207,10 @@ def print_summary(settings: Settings, plan: DemoPlan, manifest_paths: list[Path]
                   " after `eval \"$(.venv/bin/ecom env --show-secrets)\"`")
     console.print("  GE Data Docs: `.venv/bin/ecom quality docs` prints the site's index.html")
     console.print("  Airflow UI: `.venv/bin/ecom airflow up` (prints URL and login)")
+    spark_logs = sorted(settings.log_dir.glob("spark-*.log"))
+    if spark_logs:
+        console.print("  Spark's own log (its WARN lines are kept out of this output): "
+                      + ", ".join(str(p) for p in spark_logs))
     console.print("  Warehouse: `eval \"$(.venv/bin/ecom env --show-secrets)\"` then psql as "
                   "reader (TLS, the stack's CA): PGPASSWORD=\"$ECOM_PG_READER_PASSWORD\" psql "
                   "\"host=$ECOM_PG_HOST port=$ECOM_PG_PORT dbname=$ECOM_PG_DATABASE "

@@ -224,7 +224,6 @@ def _sync_checkpoint(
     context: FileDataContext, layer: str, validation_definitions: list[Any], report: SyncReport
 ) -> Any:
     import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
 
     name = checkpoint_name(layer)
     result_format = {
@@ -239,7 +238,7 @@ def _sync_checkpoint(
         same_definitions = [v.id for v in existing.validation_definitions] == [
             v.id for v in validation_definitions
         ]
-        same_actions = [a.type for a in existing.actions] == ["update_data_docs"]
+        same_actions = not existing.actions  # Data Docs: see expectations.gate.run_gate
         same_format = existing.result_format == result_format
         if same_definitions and same_actions and same_format:
             return existing
@@ -248,7 +247,7 @@ def _sync_checkpoint(
         gx.Checkpoint(
             name=name,
             validation_definitions=validation_definitions,
-            actions=[UpdateDataDocsAction(name="update_data_docs")],
+            actions=[],
             result_format=result_format,
         )
     )

@@ -21,7 +21,7 @@ from typing import Any
 
 from ecom.config import Settings
 from ecom.errors import UserError
-from ingestion.kafka_client import settings_client
+from ingestion.kafka_client import topic_offsets
 from ingestion.kafka_source import FORMAT, source_options, split_ranges
 from ingestion.sink import gc_paused
 from ingestion.writer import Connections, land
@@ -96,13 +96,7 @@ def replay(settings: Settings, spark: Any, start: str = "earliest", end: str = "
     if from_ms is not None and to_ms is not None and from_ms >= to_ms:
         raise UserError(f"--from {start} is not before --to {end}.")
     topic = settings.topic_events
-    client = settings_client(settings)
-    try:
-        partitions = client.partitions(topic)
-        starts = client.log_starts(topic, partitions)
-        ends = client.log_ends(topic, partitions)
-    finally:
-        client.close()
+    partitions, starts, ends = topic_offsets(settings, topic)
     stats = ReplayStats(f"replay-{uuid.uuid4().hex[:12]}")
     chunks = plan_chunks(starts, ends, max_rows or settings.max_rows_per_batch)
     log(f"replaying {topic} {start} .. {end}: {sum(ends[p] - starts[p] for p in partitions):,} "

@@ -68,6 +68,18 @@ def settings_client(settings: Settings) -> KafkaClient:
                        KafkaSecurity.of(settings))
 
 
+def topic_offsets(settings: Settings, topic: str
+                  ) -> tuple[list[int], dict[int, int], dict[int, int]]:
+    """The topic's partitions, and each one's log start and log end (the driver's reader)."""
+    client = settings_client(settings)
+    try:
+        partitions = client.partitions(topic)
+        return (partitions, client.log_starts(topic, partitions),
+                client.log_ends(topic, partitions))
+    finally:
+        client.close()
+
+
 class _BatchBuilder:
     """Accumulates records into Arrow record batches of ARROW_BATCH_ROWS rows."""
 

@@ -7,6 +7,12 @@ lands every micro-batch (see `ingestion.sink`). The driver JVM starts with
 archive `ecom ingest class-archive` recorded, if any (see `ingestion.jvm_archive`). For the
 native Kafka source the connector package is added with `spark.jars.packages` (see
 `ingestion.native`).
+
+Spark's own console output (log4j's WARN lines about the loopback hostname, native-hadoop,
+the default log4j profile, the JVM's incubator-module notice) goes to a file under the
+data dir's `logs/` (`spark_log_file`), not the terminal: the driver JVM is launched with its
+stdout and stderr on that file, so users watch the project's progress lines, and the file
+keeps what Spark said when something goes wrong.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +48,9 @@ def java_options(settings: Settings, record_to: Path | None = None) -> tuple[str
     return " ".join(options), archive
 
 
+def spark_log_file(settings: Settings, app_name: str) -> Path:
+    """Where the driver JVM of `app_name` writes its console output (appended)."""
+    return settings.log_dir / f"spark-{app_name}.log"
 def executor_java_options(settings: Settings) -> str:
     """The executors' JVM options: UTC and ECOM_SPARK_JAVA_OPTIONS, like the driver's; on a
     standalone master on this machine (`ecom spark up`) also the class archive, which
@@ -68,8 +78,9 @@ def build_session(settings: Settings, app_name: str = "ecom-ingest", *, ui: bool
     for folder in (settings.data_dir / "spark-tmp", settings.log_dir):
         folder.mkdir(parents=True, exist_ok=True)
     options, archive = java_options(settings, record_to)
+    log_file = spark_log_file(settings, app_name)
     try:
-        spark = _builder(settings, app_name, ui, options, extra_conf).getOrCreate()
+        spark = _start(_builder(settings, app_name, ui, options, extra_conf), log_file)
     except Exception:
         if archive is None:
             raise
@@ -77,7 +88,7 @@ def build_session(settings: Settings, app_name: str = "ecom-ingest", *, ui: bool
         # not see). If it starts without it (else the archive was not the cause: raise),
         # set the archive aside so no later session tries it
         options, _ = java_options(settings.replace(spark_class_archive=False))
-        spark = _builder(settings, app_name, ui, options, extra_conf).getOrCreate()
+        spark = _start(_builder(settings, app_name, ui, options, extra_conf), log_file)
         bad = jvm_archive.set_aside(archive)
         print(f"Spark's JVM did not start with the class archive {archive} (moved to {bad}); "
               "started without it. `ecom ingest class-archive --force` records a new one.",
@@ -85,6 +96,24 @@ def build_session(settings: Settings, app_name: str = "ecom-ingest", *, ui: bool
     spark.sparkContext.setLogLevel("ERROR")
     register(spark)
     return spark
+
+
+def _start(builder: Any, log_file: Path) -> Any:
+    """`builder.getOrCreate()`, the driver JVM (if this process has none yet) launched with
+    its stdout and stderr appended to `log_file`."""
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if SparkContext._gateway is None:
+        conf = SparkConf(loadDefaults=False).setAll(list(builder._options.items()))
+        with open(log_file, "ab") as out:
+            out.write(f"---- {time.strftime('%Y-%m-%d %H:%M:%S')} pid {os.getpid()}: "
+                      f"{conf.get('spark.app.name')} ----\n".encode())
+            out.flush()
+            gateway = launch_gateway(conf, popen_kwargs={"stdout": out, "stderr": out})
+        SparkContext._gateway = gateway
+        SparkContext._jvm = gateway.jvm
+    return builder.getOrCreate()
 
 
 def _builder(settings: Settings, app_name: str, ui: bool, driver_java_options: str,

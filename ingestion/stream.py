@@ -57,6 +57,7 @@ from ingestion.windows import upsert_windows, window_stream
 from ingestion.writer import Connections, land
 
 RESET_HINT = "`ecom ingest stream --reset-checkpoint` (re-reads the topic from its start)."
+STREAM_APP = "ecom-ingest-stream"  # the Spark app name (and its log file's)
 
 
 def open_epoch(settings: Settings) -> int:
@@ -409,7 +410,7 @@ def run_stream(settings: Settings, *, available_now: bool = False, reset: bool =
     `traces=False` (the CLI without --verbose): Spark does not log a failed query's stack
     trace; the failure reaches the user as one sentence.
     """
-    from ingestion.spark import build_session, quiet_query_errors
+    from ingestion.spark import build_session, quiet_query_errors, spark_log_file
 
     if reset:
         reset_checkpoint(settings)
@@ -424,7 +425,7 @@ def run_stream(settings: Settings, *, available_now: bool = False, reset: bool =
     own_session = spark is None
     t0 = time.perf_counter()
     try:
-        spark = spark or build_session(settings, "ecom-ingest-stream")
+        spark = spark or build_session(settings, STREAM_APP)
     except BaseException:
         if metrics is not None:
             metrics.close()
@@ -435,7 +436,8 @@ def run_stream(settings: Settings, *, available_now: bool = False, reset: bool =
     job = IngestJob(settings, spark, log=log, max_rows=max_rows, metrics=metrics)
     mode = "until caught up" if available_now else "until stopped (Ctrl-C)"
     log(f"ingesting {settings.topic_events} -> raw.raw_events / raw.rejected_events "
-        f"(ledger {job.query_name}), {mode}")
+        f"(ledger {job.query_name}), {mode}; Spark's log: "
+        f"{spark_log_file(settings, STREAM_APP)}")
     previous = {}
 
     def _on_signal(signum: int, _frame: object) -> None:

@@ -8,7 +8,8 @@ extract -> gate_raw -> transform_staging (dbt) -> gate_staging -> transform_mart
 - **gate_raw / gate_staging / gate_marts**: the layer's Great Expectations checkpoint for
   the run's logical day; a failed gate fails at once and stops everything downstream.
 - **transform_staging / transform_marts**: Cosmos task groups rendered from the dbt
-  manifest (one task per model, its tests right after it).
+  manifest, in watcher mode: one `dbt build` per group, then one task per model and one
+  for its tests showing what dbt reported (a failed one retries that node alone).
 - **publish**: the day's `daily_aggregations` rows to the `daily-aggregations` topic.
 - **report**: one summary row in `ops.pipeline_run_reports`.
 
@@ -28,7 +29,8 @@ import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, chain, task
 from ecom_pipeline import DAG_ID, callbacks, notifications, steps
 from ecom_pipeline.days import logical_day
-from ecom_pipeline.dbt_groups import MARTS_SELECT, STAGING_SELECT, dbt_group
+from ecom_pipeline.dbt_groups import MARTS_SELECT, STAGING_SELECT, dbt_group, run_after_producer
+from ecom_pipeline.execution_log import ROWS_XCOM_KEY
 from ecom_pipeline.publish import publish_day
 from ecom_pipeline.report import build_report, write_report
 
@@ -51,7 +53,7 @@ DEFAULT_ARGS: dict[str, Any] = {
 def _rows(context: dict[str, Any], value: int | None) -> None:
     """XCom `rows_affected`, which the success callback writes to the execution log."""
     if value is not None:
-        context["ti"].xcom_push(key=callbacks.ROWS_XCOM_KEY, value=int(value))
+        context["ti"].xcom_push(key=ROWS_XCOM_KEY, value=int(value))
 
 
 with DAG(
@@ -108,13 +110,10 @@ with DAG(
         return {"raw_events": summary.raw_events, "total_events": summary.total_events,
                 "total_revenue": str(summary.total_revenue), "gates": summary.gates}
 
-    chain(
-        extract(),
-        gate_task("raw"),
-        dbt_group("transform_staging", STAGING_SELECT, settings, multi_parent_tests=False),
-        gate_task("staging"),
-        dbt_group("transform_marts", MARTS_SELECT, settings),
-        gate_task("marts"),
-        publish(),
-        report(),
-    )
+    staging = dbt_group("transform_staging", STAGING_SELECT, settings,
+                        multi_parent_tests=False)
+    marts = dbt_group("transform_marts", MARTS_SELECT, settings)
+    chain(extract(), gate_task("raw"), staging, gate_task("staging"), marts,
+          gate_task("marts"), publish(), report())
+    run_after_producer(staging)
+    run_after_producer(marts)

@@ -18,7 +18,7 @@ from ecom.config import load_settings
 from ecom.errors import UserError
 from ecom_app.local_airflow import standalone
 from ecom_app.local_airflow.airflow_home import password_file
-from ecom_app.local_airflow.runner import PipelineRun, run_day, summarise
+from ecom_app.local_airflow.runner import PipelineRun, run_days, summarise
 
 console = Console()
 
@@ -106,32 +106,37 @@ def pipeline_run(
                             help="The DAG to run: ecommerce_analytics_pipeline, or "
                                  "ecommerce_maintenance (backups, archive, retention)."),
 ) -> None:
-    """Run the DAG once per logical day with `airflow dags test`; print each task's result.
+    """Run the DAG once per logical day (oldest first, one at a time, as `airflow dags
+    test` does); print each task's result.
 
-    Each run catches up raw from Kafka, gates and transforms, and publishes that day."""
+    Each run catches up raw from Kafka (no Spark when the stream already landed
+    everything), gates and transforms, and publishes that day."""
 
     settings = load_settings()
     days = chosen_days(day, to, last, datetime.now(UTC).date())
-    failed = []
-    for current in days:
+    started: dict[str, float] = {}
+    ended: list[str] = []
+
+    def on_start(current: date) -> None:
+        started.clear()
+        ended.clear()
         console.rule(f"{dag}  {current}")
-        started: dict[str, float] = {}
-        ended: list[str] = []
 
-        def progress(kind: str, task_id: str, started: dict[str, float] = started,
-                     ended: list[str] = ended) -> None:
-            if kind == "start":
-                started[task_id] = time.monotonic()
-                return
-            ended.append(task_id)
-            took = time.monotonic() - started.get(task_id, time.monotonic())
-            console.print(f"  [{len(ended):>2}] {task_id}  {took:.1f} s", soft_wrap=True,
-                          highlight=False)
+    def on_progress(kind: str, task_id: str) -> None:
+        if kind == "start":
+            started[task_id] = time.monotonic()
+            return
+        ended.append(task_id)
+        took = time.monotonic() - started.get(task_id, time.monotonic())
+        console.print(f"  [{len(ended):>2}] {task_id}  {took:.1f} s", soft_wrap=True,
+                      highlight=False)
 
-        run = run_day(settings, current, on_progress=progress, dag_id=dag)
-        print_run(run)
-        if not run.succeeded:
-            failed.append(current)
+    runs = run_days(settings, days, on_progress=on_progress, on_start=on_start,
+                    on_run=print_run, dag_id=dag)
+    if len(days) > 1:
+        console.print(f"{len(days)} days, oldest first, in "
+                      f"{sum(r.elapsed_s for r in runs):.0f} s of DAG runs")
+    failed = [r.day for r in runs if not r.succeeded]
     if failed:
         raise UserError(
             f"The {'pipeline' if dag == DAG_ID else dag} failed for "

@@ -58,8 +58,12 @@ def describe(repeat: int = 3) -> dict[str, Any]:
                     for kind in ("on_execute_callback", "on_success_callback",
                                  "on_failure_callback", "on_retry_callback")
                 },
+                "trigger_rule": str(t.trigger_rule),
                 "dbt_select": getattr(t, "select", None),
                 "dbt_models": getattr(t, "models", None),
+                "dbt_node": getattr(t, "model_unique_id", None),
+                "dbt_indirect_selection": getattr(t, "indirect_selection", None),
+                "dbt_tests_per_model": getattr(t, "tests_per_model", None),
             }
             for t in dag.tasks
         ],

@@ -2,13 +2,17 @@
 
 - Structure: the DAG file parsed by Airflow in a fresh process: no import errors, the
   tasks in pipeline order, each Cosmos group one task per dbt model (+ its tests) as in
-  dbt's manifest, retries/timeouts/callbacks on every task.
-- End to end (slow): one simulated day in Kafka, `airflow dags test` through the real
-  Spark, dbt, Great Expectations and Airflow: every task succeeds, the marts reconcile with
-  the simulator's manifest, every task has its execution-log row, the day's aggregations
-  are on their topic, the run has its report row.
+  dbt's manifest plus its one `dbt build`, which runs before them and covers every test
+  once across the two groups; retries/timeouts/callbacks on every task.
+- End to end (slow): one simulated day in Kafka, one DAG run in Airflow's test mode
+  through the real Spark, dbt, Great Expectations and Airflow: every task succeeds, the
+  marts reconcile with the simulator's manifest, every task has its execution-log row, the
+  day's aggregations are on their topic, the run has its report row.
 - Corrupted raw (slow): gate_raw fails, everything after it ends upstream_failed, and the
   execution log and the alert on data-quality-alerts name the failed expectation.
+- A model failing in the build (slow): its task retries that model alone, then its tests',
+  and the run goes on.
+- `ecom airflow up` afterwards (slow): the runs' real start and duration, one DAG version.
 
 The runs use a stack of their own (not the session's shared one): a DAG run rebuilds every
 mart and tests all of them, so other tests' deliberate corruption must not reach it.
@@ -20,9 +24,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
@@ -39,15 +44,20 @@ from ecom.db import connect
 from ecom_app.local_airflow import DAGS_FOLDER
 from ecom_app.local_airflow.airflow_home import airflow_env
 from ecom_app.local_airflow.manifest import ensure_manifest
-from tests.conftest import private_stack, run_ecom
+from tests.conftest import ECOM, private_stack, run_ecom
 
 pytestmark = pytest.mark.integration
 
 PIPELINE_ORDER = ["extract", "gate_raw", "transform_staging", "gate_staging",
                   "transform_marts", "gate_marts", "publish", "report"]
 GROUP_TAGS = {"transform_staging": {"staging", "intermediate"}, "transform_marts": {"marts"}}
+BUILD = "dbt_producer_watcher"  # the task running a group's one `dbt build`
 DAY = date(2024, 3, 5)
 CORRUPT_DAY = date(2024, 3, 9)
+CORRUPT = "corrupted-by-test"  # the Kafka topic of the rows a broken loader wrote
+RETRY_DAY = date(2024, 3, 7)
+EXTRA_DAYS = (date(2024, 3, 11), date(2024, 3, 12))
+STARTED_AT = datetime.now(UTC)
 
 
 # ---------------------------------------------------------------- structure ------------
@@ -117,7 +127,8 @@ def test_tasks_run_in_pipeline_order(dag_shape: dict[str, Any]) -> None:
 
 def test_every_task_retries_times_out_and_logs(dag_shape: dict[str, Any]) -> None:
     for task in dag_shape["tasks"]:
-        assert task["retries"] == 2, task["task_id"]
+        # a group's dbt build is not retried; its model and test tasks are, node by node
+        assert task["retries"] == (0 if task["task_id"].endswith(BUILD) else 2), task["task_id"]
         assert task["retry_exponential_backoff"] > 1, task["task_id"]
         assert task["execution_timeout_s"], task["task_id"]
         assert all(task["callbacks"].values()), task["task_id"]
@@ -133,7 +144,8 @@ def test_cosmos_groups_hold_one_task_per_dbt_model_and_its_tests(
     for group, tags in GROUP_TAGS.items():
         in_group = {uid for uid, n in models.items() if set(n["tags"]) & tags}
         assert in_group, f"no dbt model tagged {tags}"
-        expected = {f"{group}.{models[uid]['name']}.run" for uid in in_group}
+        expected = {f"{group}.{BUILD}", f"{group}.{BUILD}_done"}
+        expected |= {f"{group}.{models[uid]['name']}.run" for uid in in_group}
         for uid in in_group:
             if any(t["depends_on"]["nodes"] == [uid] for t in tests):
                 expected.add(f"{group}.{models[uid]['name']}.test")
@@ -151,6 +163,45 @@ def test_cosmos_groups_hold_one_task_per_dbt_model_and_its_tests(
     assert multi == multi_parent_placed
     assert not [t for t in task_ids if t.startswith("transform_staging.") and
                 t.endswith("_test")]
+
+
+def test_each_group_builds_its_models_once_then_shows_each_node(
+        dag_shape: dict[str, Any], dbt_manifest: dict[str, Any]) -> None:
+    """Watcher mode: one `dbt build` per group, before every task showing a model or its
+    tests; together the two builds run every test once (a staging test reading a mart in
+    the marts build, after the marts are rebuilt)."""
+    tasks = {t["task_id"]: t for t in dag_shape["tasks"]}
+    upstream = _upstream(dag_shape)
+    nodes = dbt_manifest["nodes"]
+    models = {uid for uid, n in nodes.items() if n["resource_type"] == "model"}
+    tests = {uid: set(n["depends_on"]["nodes"]) for uid, n in nodes.items()
+             if n["resource_type"] == "test"}
+    ran: dict[str, set[str]] = {}
+    for group, tags in GROUP_TAGS.items():
+        build = tasks[f"{group}.{BUILD}"]
+        assert build["operator"] == "DbtProducerWatcherOperator"
+        assert build["retries"] == 0  # a retry would build everything again
+        assert set(build["dbt_select"].split()) == {f"tag:{tag}" for tag in tags}
+        in_group = {uid for uid in models if set(nodes[uid]["tags"]) & tags}
+        members = [t for t in tasks if t.startswith(f"{group}.") and t != build["task_id"]]
+        for task_id in members:  # nothing of the group shows a state before the build ends
+            assert build["task_id"] in _ancestors(task_id, upstream), task_id
+        for task_id in members:
+            if not set(upstream[task_id]) & set(members):
+                assert tasks[task_id]["trigger_rule"] == "all_done_min_one_success", task_id
+                assert upstream[task_id] - {build["task_id"]}, task_id  # and the gate before
+        per_model = build["dbt_tests_per_model"]
+        for task_id in members:  # each test task waits for tests the build really runs
+            if task_id.endswith("test"):
+                assert per_model.get(tasks[task_id]["dbt_node"]), task_id
+        ran[group] = {t for listed in per_model.values() for t in listed}
+        cautious = build["dbt_indirect_selection"] == "cautious"
+        assert ran[group] == {uid for uid, parents in tests.items()
+                              if parents & in_group and (not cautious or parents <= in_group)}
+    assert tasks["transform_staging." + BUILD]["dbt_indirect_selection"] == "cautious"
+    assert not ran["transform_staging"] & ran["transform_marts"]
+    assert ran["transform_staging"] | ran["transform_marts"] == {
+        uid for uid, parents in tests.items() if parents & models}
 
 
 # ---------------------------------------------------------------- end to end -----------
@@ -321,8 +372,11 @@ def test_corrupted_raw_fails_gate_raw_and_stops_the_pipeline(pipeline_stack: Set
     from ecom_app.local_airflow.runner import task_states
 
     _land_corrupted_events(pipeline_stack, CORRUPT_DAY)
-    proc = run_ecom(pipeline_stack, "pipeline", "run", "--date", CORRUPT_DAY.isoformat(),
-                    check=False, timeout=900)
+    try:
+        proc = run_ecom(pipeline_stack, "pipeline", "run", "--date", CORRUPT_DAY.isoformat(),
+                        check=False, timeout=900)
+    finally:  # later runs in this stack must not meet them
+        _admin(pipeline_stack, f"delete from raw.raw_events where kafka_topic = '{CORRUPT}'")
     assert proc.returncode != 0
     assert "The pipeline failed for 2024-03-09" in proc.stderr
     assert "gate_raw" in proc.stdout
@@ -357,6 +411,65 @@ def test_corrupted_raw_fails_gate_raw_and_stops_the_pipeline(pipeline_stack: Set
     assert "event_type" in {entry["column"] for entry in alert["failed"]}
 
 
+@pytest.mark.slow
+@pytest.mark.spark
+def test_a_model_failing_in_the_build_is_retried_alone_and_the_run_goes_on(
+        pipeline_stack: Settings, pipeline_run: Any, tmp_path: Path) -> None:
+    """The staging build fails on one model (its table briefly not the transformer's);
+    that model's task retries it alone (Cosmos runs dbt for that node), then its tests', and
+    the run carries on to the marts, the gates and the report."""
+    settings = pipeline_stack
+    model, table = "int_purchase_lines", "analytics_intermediate.int_purchase_lines"
+    run_ecom(settings, "simulate", "backfill", "--days", "1", "--end-date",
+             RETRY_DAY.isoformat(), "--events-per-day", "1500", "--seed", "20240307",
+             "--no-progress")
+    _admin(settings, f"alter table {table} owner to {settings.user('admin')}")
+    log = tmp_path / "retried-run.log"
+    proc = subprocess.Popen([*ECOM, "pipeline", "run", "--date", RETRY_DAY.isoformat()],
+                            cwd=REPO_ROOT, env=settings.subprocess_env(),
+                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    try:
+        failed_at = _poll(lambda: _query(
+            settings, "loader", """select status from ops.pipeline_execution_logs
+                                   where logical_date = %s and task_id = %s
+                                     and status <> 'running'""",
+            RETRY_DAY, f"transform_staging.{model}.run"), proc, log)
+    finally:
+        _admin(settings, f"alter table {table} owner to {settings.user('transformer')}")
+    assert proc.wait(timeout=900) == 0, log.read_text()[-4000:]
+    assert failed_at == [("up_for_retry",)]
+    rows = _query(settings, "loader",
+                  """select task_id, try_number, status from ops.pipeline_execution_logs
+                      where logical_date = %s order by log_id""", RETRY_DAY)
+    tries: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for task_id, try_number, status in rows:
+        tries[task_id].append((try_number, status))
+    assert tries[f"transform_staging.{BUILD}"] == [(1, "failed")]  # never built twice
+    assert tries[f"transform_staging.{model}.run"] == [(1, "up_for_retry"), (2, "success")]
+    assert tries[f"transform_staging.{model}.test"] == [(1, "up_for_retry"), (2, "success")]
+    for task_id in ("gate_staging", f"transform_marts.{BUILD}", "gate_marts", "report"):
+        assert tries[task_id] == [(1, "success")], task_id
+    assert _query(settings, "transformer",
+                  f"select count(*) from {table} where order_date = %s", RETRY_DAY)[0][0] > 0
+
+
+def _admin(settings: Settings, sql: str) -> None:
+    with connect(settings, "admin") as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        conn.commit()
+
+
+def _poll(condition: Any, proc: subprocess.Popen, log: Path, timeout: float = 600) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        if proc.poll() is not None:
+            raise AssertionError(f"exited {proc.returncode} early:\n{log.read_text()[-4000:]}")
+        time.sleep(0.5)
+    raise AssertionError(f"timed out:\n{log.read_text()[-4000:]}")
+
+
 def _land_corrupted_events(settings: Settings, day: date, n: int = 25) -> None:
     """Rows a broken loader could write: the schema accepts them, the raw contract does not
     (event_type outside the five known ones)."""
@@ -371,18 +484,28 @@ def _land_corrupted_events(settings: Settings, day: date, n: int = 25) -> None:
             cur.execute(
                 """insert into raw.raw_events (event_id, user_id, session_id, event_type,
                        event_timestamp, raw_data, kafka_topic, kafka_partition, kafka_offset)
-                   values (%s, %s, %s, 'teleport', %s, %s, 'corrupted-by-test', 0, %s)""",
-                (event_id, f"u{i}", f"s{i}", ts, json.dumps(payload), i),
+                   values (%s, %s, %s, 'teleport', %s, %s, %s, 0, %s)""",
+                (event_id, f"u{i}", f"s{i}", ts, json.dumps(payload), CORRUPT, i),
             )
         conn.commit()
 
 
 @pytest.mark.slow
-def test_airflow_up_serves_the_dag_and_down_stops_it(pipeline_stack: Settings) -> None:
+@pytest.mark.spark
+def test_airflow_up_serves_the_runs_with_real_times_and_one_dag_version(
+        pipeline_stack: Settings, pipeline_run: Any) -> None:
+    """What a user sees after `ecom pipeline run`s: `ecom airflow up`, then the runs through
+    the REST API the UI reads: each run's real start and duration (not its logical date,
+    not days), and one DAG version for all runs of the unchanged DAG (each run parses it in
+    a new process, and so does the UI's DAG processor)."""
     import urllib.request
 
     from ecom.ports import free_port, pid_alive
 
+    # two more runs of the same DAG in one process, days without events (their raw gate
+    # fails: a failed run shows its times too)
+    run_ecom(pipeline_stack, "pipeline", "run", "--date", EXTRA_DAYS[0].isoformat(),
+             "--to", EXTRA_DAYS[-1].isoformat(), check=False, timeout=900)
     settings = pipeline_stack.replace(airflow_port=free_port())
     up_run = run_ecom(settings, "airflow", "up", timeout=600)
     try:
@@ -395,11 +518,25 @@ def test_airflow_up_serves_the_dag_and_down_stops_it(pipeline_stack: Settings) -
             .encode(), headers={"Content-Type": "application/json"}, method="POST")
         with urllib.request.urlopen(request, timeout=30) as response:
             token = json.loads(response.read())["access_token"]
-        request = urllib.request.Request(f"{url}/api/v2/dags/{DAG_ID}",
-                                         headers={"Authorization": f"Bearer {token}"})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            dag = json.loads(response.read())
+
+        def get(path: str) -> dict[str, Any]:
+            request = urllib.request.Request(f"{url}/api/v2/dags/{DAG_ID}{path}",
+                                             headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read())
+
+        dag = get("")
         assert dag["dag_id"] == DAG_ID and dag["is_paused"] is True
+        runs = get("/dagRuns?limit=100")["dag_runs"]
+        assert {r["dag_run_id"] for r in runs} >= {pipeline_run.run_id}
+        assert {r["logical_date"][:10] for r in runs} >= {
+            d.isoformat() for d in (DAY, *EXTRA_DAYS)}
+        for run in runs:
+            started, ended = (datetime.fromisoformat(run[k]) for k in ("start_date", "end_date"))
+            assert started > STARTED_AT and started.date() != DAY, run  # not the logical date
+            assert 0 < run["duration"] < 1800 and ended > started, run
+            assert [v["version_number"] for v in run["dag_versions"]] == [1], run
+        assert get("/dagVersions")["total_entries"] == 1
         again = run_ecom(settings, "airflow", "up", timeout=120)  # idempotent
         assert url in again.stdout
     finally:

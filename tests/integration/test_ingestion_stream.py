@@ -283,6 +283,24 @@ def test_batch_replay_over_the_whole_topic_adds_nothing(ingested: tuple, spark: 
     assert sum(rejected_by_reason(settings).values()) == manifest.bad_events
 
 
+def test_the_replay_command_shows_its_lines_and_keeps_sparks_in_a_file(ingested: tuple
+                                                                      ) -> None:
+    """What a user watches: the project's progress lines; Spark's own console output (the
+    JVM's, log4j's WARN lines) in `<data dir>/logs/spark-<app>.log`."""
+    from ingestion.backlog import topic_backlog
+    from ingestion.spark import spark_log_file
+
+    settings, manifest = ingested
+    assert topic_backlog(settings).nothing_to_ingest  # what lets the DAG skip Spark
+    proc = run_ecom(settings, "ingest", "batch")
+    shown = proc.stdout + proc.stderr
+    assert "replay done" in shown and f"{manifest.messages_acknowledged:,} rows read" in shown
+    for spark_said in ("WARN", "log4j", "incubator", "native-hadoop", "setLogLevel"):
+        assert spark_said not in shown, spark_said
+    log_text = spark_log_file(settings, "ecom-ingest-replay").read_text()
+    assert "log4j" in log_text and "ecom-ingest-replay" in log_text
+
+
 def test_replay_by_kafka_time_selects_nothing_in_the_future(ingested: tuple, spark: Any
                                                             ) -> None:
     settings, _ = ingested

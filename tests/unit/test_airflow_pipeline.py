@@ -3,6 +3,7 @@ local Airflow tooling (`ecom_app.local_airflow`), no Airflow import."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from datetime import UTC, date, datetime
@@ -11,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 from ecom_pipeline import alerts, days, publish
-from ecom_pipeline.dbt_results import rows_from_run_results
+from ecom_pipeline.dbt_results import rows_from_run_results, rows_per_node
 from ecom_pipeline.execution_log import (
     MAX_ERROR_CHARS,
     ExecutionLogRow,
@@ -20,7 +21,7 @@ from ecom_pipeline.execution_log import (
 )
 
 from ecom.errors import UserError
-from ecom_app.local_airflow import cli, manifest, runner
+from ecom_app.local_airflow import cli, dag_test, manifest, runner
 
 ATTEMPT = TaskAttempt("ecommerce_analytics_pipeline", "manual__x", "gate_raw", 1,
                       date(2024, 3, 5))
@@ -104,18 +105,32 @@ def test_rows_from_run_results_sums_models_and_test_failures() -> None:
         {"unique_id": "model.p.v", "adapter_response": {"rows_affected": -1}}]}) is None
 
 
-def test_progress_and_finish_lines_of_dags_test_are_parsed() -> None:
+def test_progress_lines_and_run_marks_are_parsed() -> None:
     line = ("2026-11-25T22:58:59Z [info ] [DAG TEST] starting task_id=transform_marts."
             "daily_aggregations.run map_index=-1 [airflow.sdk.definitions.dag]")
     assert runner.parse_progress(line) == ("start", "transform_marts.daily_aggregations.run")
     assert runner.parse_progress("[DAG TEST] end task task_id=publish map_index=-1") == (
         "end", "publish")
     assert runner.parse_progress("[DAG TEST] running task <TaskInstance ...>") is None
-    out = ("DagRun Finished: dag_id=ecommerce_analytics_pipeline, logical_date=2024-03-05 "
-           "00:00:00+00:00, run_id=manual__2026-11-25T22:58:59.217273+00:00, run_start_date="
-           "2024-03-05, state=failed, run_type=manual,")
-    assert runner.parse_finished(out) == ("manual__2026-11-25T22:58:59.217273+00:00", "failed")
-    assert runner.parse_finished("no run here") is None
+    assert runner.parse_mark(dag_test.START_MARK + '{"day": "2024-03-05"}\n') == (
+        "start", {"day": "2024-03-05"})
+    run = {"day": "2024-03-05", "run_id": "manual__x", "state": "failed", "tasks": []}
+    assert runner.parse_mark(dag_test.RUN_MARK + json.dumps(run)) == ("run", run)
+    assert runner.parse_mark("[DAG TEST] end task task_id=report") is None
+
+
+def test_the_build_records_each_nodes_rows_for_its_task() -> None:
+    results = {"results": [
+        {"unique_id": "model.p.a", "adapter_response": {"rows_affected": 120}},
+        {"unique_id": "model.p.v", "adapter_response": {"rows_affected": -1}},  # a view
+        {"unique_id": "test.p.not_null_a", "failures": 0},
+        {"unique_id": "test.p.unique_a", "failures": 2},
+        {"unique_id": "test.p.a_vs_b", "failures": 1},
+    ]}
+    per_model = {"model.p.a": ["test.p.not_null_a", "test.p.unique_a", "test.p.a_vs_b"],
+                 "test.p.a_vs_b": ["test.p.a_vs_b"], "model.p.v": []}
+    assert rows_per_node(results, per_model) == {
+        "model.p.a": 120, "model.p.a:tests": 3, "test.p.a_vs_b:tests": 1}
 
 
 def _log_row(task_id: str, minute: int, status: str = "success",
@@ -150,6 +165,22 @@ def test_results_keep_every_task_and_fold_dbt_groups() -> None:
     assert rows[3].label.strip() == "transform_staging.stg_a.test"
     assert rows[3].error_text.startswith("dbt test failed")
     assert rows[-1].label == "report" and rows[-1].state == "upstream_failed"
+
+
+def test_a_watcher_group_shows_its_nodes_outcome_and_the_builds_rows() -> None:
+    """The group's build failed on a model whose task then recovered on retry: the group
+    did not stop the pipeline, its row says so, and the failed build stays listed."""
+    build = "transform_staging.dbt_producer_watcher"
+    states = [{"task_id": t, "state": st} for t, st in (
+        (build, "failed"), (f"{build}_done", "success"),
+        ("transform_staging.stg_a.run", "success"), ("transform_staging.stg_a.test", "success"))]
+    logs = [ExecutionLogRow(build, 1, "failed", None, None, 9.0, None, "dbt failed"),
+            ExecutionLogRow("transform_staging.stg_a.run", 2, "success", None, None, 2.0, 7,
+                            None)]
+    rows = runner.summarise(runner.merge_results(states, logs))
+    assert rows[0].state == "success" and "1 failed, 3 success" in rows[0].label
+    assert rows[0].rows_affected is None  # the build's total, which it could not report
+    assert rows[1].label.strip() == build and rows[1].error_text == "dbt failed"
 
 
 def test_cli_dates_are_validated() -> None:

@@ -8,6 +8,7 @@ outcome: Airflow logs a callback's exception and carries on, and so do we, loudl
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -16,11 +17,13 @@ from typing import Any
 from ecom.config import load_settings
 from ecom_pipeline import alerts, execution_log, notifications
 from ecom_pipeline.days import logical_day
-from ecom_pipeline.execution_log import TaskAttempt
+from ecom_pipeline.dbt_results import is_watcher_node_task, rows_reported_by_build
+from ecom_pipeline.execution_log import ROWS_XCOM_KEY, TaskAttempt
 
 log = logging.getLogger(__name__)
 
-ROWS_XCOM_KEY = "rows_affected"
+#: the settings, read once per process (a run in Airflow's test mode calls these ~100 times)
+_settings = functools.cache(load_settings)
 
 
 def attempt_of(context: Mapping[str, Any]) -> TaskAttempt:
@@ -32,7 +35,7 @@ def attempt_of(context: Mapping[str, Any]) -> TaskAttempt:
 def on_execute(context: Mapping[str, Any]) -> None:
     """Insert the attempt's `running` row."""
     started = getattr(context["ti"], "start_date", None) or datetime.now(UTC)
-    _safely("start row", execution_log.record_start, load_settings(), attempt_of(context),
+    _safely("start row", execution_log.record_start, _settings(), attempt_of(context),
             started)
 
 
@@ -51,7 +54,7 @@ def on_failure(context: Mapping[str, Any]) -> None:
     alert = alerts.task_failure_alert(attempt_of(context), error_text(exc),
                                       gate_alert=getattr(exc, "gate_alert", None))
     _safely("webhook message", notifications.task_failed, context, alert)
-    _safely("alert", alerts.publish_alert, load_settings(), attempt_of(context), alert)
+    _safely("alert", alerts.publish_alert, _settings(), attempt_of(context), alert)
 
 
 def error_text(exc: BaseException | str | None) -> str | None:
@@ -64,10 +67,15 @@ def error_text(exc: BaseException | str | None) -> str | None:
 
 
 def rows_affected(context: Mapping[str, Any]) -> int | None:
-    """What the task pushed under XCom key `rows_affected` (None if it pushed nothing)."""
+    """What the task pushed under XCom key `rows_affected`, else (a dbt model or test
+    task in watcher mode) its node's rows as the group's build reported them."""
     ti = context["ti"]
     try:
-        value = ti.xcom_pull(task_ids=ti.task_id, key=ROWS_XCOM_KEY)
+        # a watcher node task's first try ran no dbt of its own: its rows are the build's
+        first_watch = is_watcher_node_task(context) and int(ti.try_number or 1) == 1
+        value = None if first_watch else ti.xcom_pull(task_ids=ti.task_id, key=ROWS_XCOM_KEY)
+        if value is None:
+            value = rows_reported_by_build(context)
     except Exception:  # an XCom lookup must not break the log row
         log.warning("could not read XCom %s of %s", ROWS_XCOM_KEY, ti.task_id, exc_info=True)
         return None
@@ -78,7 +86,7 @@ def _finish(context: Mapping[str, Any], status: str) -> None:
     ti = context["ti"]
     rows = rows_affected(context) if status == "success" else None
     error = None if status == "success" else error_text(context.get("exception"))
-    _safely(f"{status} row", execution_log.record_end, load_settings(), attempt_of(context),
+    _safely(f"{status} row", execution_log.record_end, _settings(), attempt_of(context),
             status, started_at=getattr(ti, "start_date", None), ended_at=datetime.now(UTC),
             rows_affected=rows, error_text=error)
 

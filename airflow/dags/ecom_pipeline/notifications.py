@@ -126,9 +126,10 @@ def deadline_notice(dag_run: Mapping[str, Any], deadline: Mapping[str, Any],
 
 def deadline_alert(minutes: float) -> Any:
     """The DAG's DeadlineAlert: `deadline_missed` when a run is not finished `minutes` after
-    it was queued; None for 0. `ecom pipeline run` passes 0: `airflow dags test` never
-    evaluates deadlines, and in Airflow 3.3.2 it crashes at the end of a successful run of a
-    DAG that has one (apache/airflow#73428)."""
+    it was queued; None for 0. Only a scheduler evaluates deadlines: `ecom pipeline run`
+    (`airflow dags test`'s way) keeps the alert, so its runs share the scheduler's DAG
+    version, and works around Airflow 3.3.2's crash at the end of a successful test run of
+    a DAG that has one (apache/airflow#73428; `ecom_app.local_airflow.dag_test`)."""
     if not minutes:
         return None
     from airflow.sdk import DeadlineAlert, DeadlineReference, SyncCallback
