@@ -187,6 +187,12 @@ def _settle(chunk: SplitChunk, check: _Checker, ranges: dict[tuple[str, int], tu
     rejects: list[RejectRow] = []
     for rej in chunk.rejects:
         if rej.coord in in_raw:
+            if (rej.reject.reason is RejectReason.DUPLICATE_EVENT_ID
+                    and rej.reject.event_id == in_raw[rej.coord]):
+                # this record landed first in an earlier batch; this replay's batch read its
+                # twin (another partition) first and called this one the duplicate
+                result.settled += 1
+                continue
             raise reused(rej.coord, f"event {in_raw[rej.coord]}", "an invalid record")
         if rej.coord in in_rejected:
             size = in_rejected[rej.coord]
