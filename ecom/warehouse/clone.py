@@ -115,10 +115,11 @@ begin
     if jsonb_typeof(doc) = 'object' then
         return pg_temp.ecom_mask_json(doc)::text;
     end if;
-    -- JSON-like text ("user_agent": "...") and Python reprs ('user_agent': '...')
-    value := regexp_replace(value, '(["'']?user_agent["'']?\\s*:\\s*)"[^"]*"', '\\1"masked"',
+    -- JSON-like text ("user_agent": "...") and Python reprs ('user_agent': '...'), also
+    -- when the record was cut short inside the value (no closing quote)
+    value := regexp_replace(value, '(["'']?user_agent["'']?\\s*:\\s*)"[^"]*"?', '\\1"masked"',
                             'g');
-    value := regexp_replace(value, '(["'']?user_agent["'']?\\s*:\\s*)''[^'']*''',
+    value := regexp_replace(value, '(["'']?user_agent["'']?\\s*:\\s*)''[^'']*''?',
                             '\\1''masked''', 'g');
     value := regexp_replace(value, '{_IPV4_IN_TEXT}', '\\1.0', 'g');
     return regexp_replace(value, '{_IPV6_IN_TEXT}', 'masked', 'g');

@@ -277,6 +277,8 @@ def test_clone_masks_a_dead_letters_text_whatever_its_quoting(stack: Settings) -
         f'{{"user_agent": "{agent}", "ip_address": "165.163.147.12"',  # truncated JSON
         f"{{'user_agent': '{agent}', 'ip_address': '165.163.147.12'}}",  # a Python repr
         f"{{'user_agent': \"{agent}'s\", 'ip_address': '165.163.147.12'}}",
+        f'{{"ip_address":"165.163.147.12","user_agent":"{agent[:40]}',  # cut in the value
+        f"{{'ip_address': '165.163.147.12', 'user_agent': '{agent[:40]}",
     ]
     conn = connect(stack)
     try:
