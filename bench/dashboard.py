@@ -37,26 +37,19 @@ from pathlib import Path
 from typing import Any
 
 from ops_history import load_day  # bench/ops_history.py, beside this script
+from private_pg import private_settings, start_migrated, step  # bench/private_pg.py
 
 from dashboards.queries import business, operations, quality, realtime
 from dashboards.warehouse import Executed, Warehouse
-from ecom.config import Settings, isolated_settings
+from ecom.config import Settings
 from ecom.db import connect
-from ecom.ports import free_port
 from ecom.stack import postgres
-from ecom.stack.secrets import ensure_secrets
-from ecom.warehouse.migrate import migrate
 from ecom_app.seed import land_stream, read_jsonl, run_dbt
 
 REPO = Path(__file__).resolve().parent.parent
 
 TARGET_S = 1.0
 TARGET_RATIO = 2.0
-
-
-def _step(label: str) -> float:
-    print(f"- {label} ...", flush=True)
-    return time.perf_counter()
 
 
 def _business(wh: Warehouse) -> object:
@@ -174,27 +167,23 @@ def main() -> int:
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start; workload: "
           f"{args.days} days x {args.events_per_day:,} events/day")
     work = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
-    settings = ensure_secrets(isolated_settings(work / "stack", free_port(), free_port()))
+    settings = private_settings(work / "stack")
     result: dict[str, Any] = {"days": args.days, "events_per_day": args.events_per_day,
                               "target_s": TARGET_S, "target_ratio": TARGET_RATIO}
     try:
-        started = _step(f"private PostgreSQL on port {settings.pg_port}")
-        postgres.start(settings)
-        postgres.ensure_database(settings)
-        migrate(settings)
-        print(f"  {time.perf_counter() - started:.1f} s")
+        start_migrated(settings)
 
-        started = _step("simulating")
+        started = step("simulating")
         events = _simulate(settings, work, args.days, args.events_per_day, args.seed)
         print(f"  {time.perf_counter() - started:.1f} s")
-        started = _step("landing through ingestion's sink (events, dead letters, ledger, "
+        started = step("landing through ingestion's sink (events, dead letters, ledger, "
                         "windows)")
         landed = land_stream(settings, read_jsonl(events), batch_records=100_000)
         seconds = time.perf_counter() - started
         print(f"  {landed.valid:,} events, {landed.rejected:,} dead letters, "
               f"{landed.windows:,} window rows in {seconds:.1f} s")
         result.update(events=landed.valid, dead_letters=landed.rejected)
-        started = _step("arrival times as if streamed over the days (the sink stamps now())")
+        started = step("arrival times as if streamed over the days (the sink stamps now())")
         _admin(settings,
                "update raw.raw_events set ingested_at = kafka_timestamp "
                "where kafka_timestamp is not null",
@@ -203,7 +192,7 @@ def main() -> int:
                "vacuum analyze raw.raw_events, raw.rejected_events")
         print(f"  {time.perf_counter() - started:.1f} s")
 
-        started = _step("ops history: a ledger row per second, a DAG run and gates a day")
+        started = step("ops history: a ledger row per second, a DAG run and gates a day")
         first = datetime.now(UTC).date() - timedelta(days=args.days)
         conn = connect(settings, "admin")
         try:
@@ -214,7 +203,7 @@ def main() -> int:
         print(f"  {ledger:,} ledger rows in {time.perf_counter() - started:.1f} s")
         result["ledger_rows"] = ledger
 
-        started = _step("dbt run --full-refresh")
+        started = step("dbt run --full-refresh")
         run_dbt(settings, "run", "--full-refresh")
         _admin(settings, "vacuum analyze")
         print(f"  {time.perf_counter() - started:.1f} s")

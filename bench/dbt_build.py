@@ -33,12 +33,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from ecom.config import Settings, isolated_settings
+from private_pg import private_settings, start_migrated, step  # bench/private_pg.py
+
+from ecom.config import Settings
 from ecom.db import connect
-from ecom.ports import free_port
 from ecom.stack import postgres
-from ecom.stack.secrets import ensure_secrets
-from ecom.warehouse.migrate import migrate
 from ecom_app.seed import (
     DEFAULT_ARRIVAL_LAG,
     dbt_target_dir,
@@ -54,15 +53,6 @@ TARGET_RATIO = 0.10
 INTERMEDIATE = ("int_events_sessionized", "int_user_agents_parsed", "int_purchase_lines")
 INCREMENTAL_MARTS = ("processed_events", "user_sessions", "daily_aggregations",
                      "product_analytics")
-
-
-def _private_settings(data_dir: Path) -> Settings:
-    return ensure_secrets(isolated_settings(data_dir, free_port(), free_port()))
-
-
-def _step(label: str) -> float:
-    print(f"- {label} ...", flush=True)
-    return time.perf_counter()
 
 
 def _simulate(settings: Settings, work: Path, days: int, per_day: int, late_rate: float,
@@ -89,7 +79,7 @@ def _split_last_day(events: Path, last_day: str) -> tuple[list[bytes], list[byte
 
 
 def _land(settings: Settings, lines: list[bytes], label: str) -> float:
-    started = _step(f"landing {label}: {len(lines):,} events (validate + COPY)")
+    started = step(f"landing {label}: {len(lines):,} events (validate + COPY)")
     land_events(settings, lines, arrival_lag=DEFAULT_ARRIVAL_LAG)
     _autovacuum(settings, "raw.raw_events")
     seconds = time.perf_counter() - started
@@ -111,7 +101,7 @@ def _autovacuum(settings: Settings, *tables: str) -> None:
 
 def _dbt(settings: Settings, label: str, *args: str) -> tuple[float, float]:
     """(wall time of the dbt process, dbt's own time of running the nodes)."""
-    started = _step(f"dbt {' '.join(args)} ({label})")
+    started = step(f"dbt {' '.join(args)} ({label})")
     proc = run_dbt(settings, *args)
     seconds = time.perf_counter() - started
     rebuilt = [line.split("  ", 1)[-1] for line in proc.stdout.splitlines()
@@ -155,17 +145,13 @@ def main() -> int:
           f"workload: {args.days} days of history + 1 new day x {args.events_per_day:,} "
           f"events/day, late rate {args.late_rate}")
     work = Path(tempfile.mkdtemp(prefix="bench-dbt-"))
-    settings = _private_settings(work / "stack")
+    settings = private_settings(work / "stack")
     figures: dict[str, object] = {"days": args.days, "events_per_day": args.events_per_day,
                                   "late_rate": args.late_rate}
     try:
-        started = _step(f"private PostgreSQL on port {settings.pg_port}")
-        postgres.start(settings)
-        postgres.ensure_database(settings)
-        migrate(settings)
-        print(f"  {time.perf_counter() - started:.1f} s")
+        start_migrated(settings)
 
-        started = _step("simulating")
+        started = step("simulating")
         events, manifest = _simulate(settings, work, args.days + 1, args.events_per_day,
                                      args.late_rate, args.seed)
         print(f"  {manifest['valid_events']:,} events in {time.perf_counter() - started:.1f} s")

@@ -27,23 +27,16 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from private_pg import private_settings, start_migrated, step  # bench/private_pg.py
 from raw_day import load_day  # bench/raw_day.py, beside this script
 
-from ecom.config import Settings, isolated_settings
+from ecom.config import Settings
 from ecom.db import connect
-from ecom.ports import free_port
 from ecom.stack import backup, postgres
-from ecom.stack.secrets import ensure_secrets
-from ecom.warehouse.migrate import migrate
 
 TARGET_RPO_S = 60.0
 TARGET_RTO_S = 300.0
 SMALL_DAY = 20_000  # events of B and of C
-
-
-def _step(label: str) -> float:
-    print(f"- {label} ...", flush=True)
-    return time.perf_counter()
 
 
 def _count(settings: Settings, day: date | None = None) -> int:
@@ -106,19 +99,15 @@ def main() -> int:
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start; "
           f"workload: {args.events:,} raw events of history")
     work = Path(tempfile.mkdtemp(prefix="bench-dr-"))
-    quiet = ensure_secrets(isolated_settings(work / "stack", free_port(), free_port()))
+    quiet = private_settings(work / "stack")
     settings = quiet.replace(backup_enabled=True)
     first = datetime.now(UTC).date() - timedelta(days=args.events // args.per_day + 3)
     figures: dict[str, object] = {"events": args.events,
                                   "wal_timeout_s": settings.backup_wal_timeout_seconds}
     try:
-        started = _step(f"private PostgreSQL on port {quiet.pg_port}")
-        postgres.start(quiet)
-        postgres.ensure_database(quiet)
-        migrate(quiet)
-        print(f"  {time.perf_counter() - started:.1f} s")
+        start_migrated(quiet)
 
-        started = _step(f"generating {args.events:,} events in PostgreSQL")
+        started = step(f"generating {args.events:,} events in PostgreSQL")
         day, left = first, args.events
         while left > 0:
             _load(quiet, day, min(left, args.per_day))
@@ -127,7 +116,7 @@ def main() -> int:
         figures["generate_s"] = round(time.perf_counter() - started, 1)
         print(f"  {figures['generate_s']} s")
 
-        started = _step("restart with WAL archiving on, full backup")
+        started = step("restart with WAL archiving on, full backup")
         postgres.stop(quiet)
         postgres.start(settings)
         backup.ensure_stanza(settings)
@@ -138,7 +127,7 @@ def main() -> int:
               f"{taken.repo_bytes / 1e9:.2f} GB in the repository")
 
         day_b, day_c = day, day + timedelta(days=1)
-        _step(f"landing day B ({SMALL_DAY:,} events), then the RPO's worst case")
+        step(f"landing day B ({SMALL_DAY:,} events), then the RPO's worst case")
         _load(settings, day_b, SMALL_DAY)
         rpo = worst_case_rpo(settings)
         figures["rpo_s"] = round(rpo, 1)
@@ -147,12 +136,12 @@ def main() -> int:
         time.sleep(1.1)
         target = datetime.now(UTC)
         time.sleep(1.1)
-        _step(f"landing day C ({SMALL_DAY:,} events) after T, waiting for its WAL")
+        step(f"landing day C ({SMALL_DAY:,} events) after T, waiting for its WAL")
         _load(settings, day_c, SMALL_DAY)
         backup.wait_archived(settings, _current_segment(settings), timeout_s=600)
         expected = _count(settings) - SMALL_DAY
 
-        _step("kill -9 PostgreSQL, delete its data directory, restore to T")
+        step("kill -9 PostgreSQL, delete its data directory, restore to T")
         postgres.kill(settings)
         shutil.rmtree(postgres.cluster_dir(settings))
         result = backup.restore(settings, target, log=lambda line: print(f"  {line}"))

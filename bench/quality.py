@@ -28,14 +28,12 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from private_pg import private_settings, start_migrated, step  # bench/private_pg.py
 from raw_day import load_day  # bench/raw_day.py, beside this script
 
-from ecom.config import Settings, isolated_settings
+from ecom.config import Settings
 from ecom.db import connect
-from ecom.ports import free_port
 from ecom.stack import postgres
-from ecom.stack.secrets import ensure_secrets
-from ecom.warehouse.migrate import migrate
 from ecom_app.seed import run_dbt
 from expectations.results import GateResult
 
@@ -43,15 +41,6 @@ REPO = Path(__file__).resolve().parent.parent
 
 #: the issue's bar: "seconds, not minutes"
 TARGET_S = 60.0
-
-
-def _private_settings(data_dir: Path) -> Settings:
-    return ensure_secrets(isolated_settings(data_dir, free_port(), free_port()))
-
-
-def _step(label: str) -> float:
-    print(f"- {label} ...", flush=True)
-    return time.perf_counter()
 
 
 _DOCS_SECONDS: list[float] = []
@@ -79,7 +68,7 @@ def _gate(settings: Settings, gx_root: Path, day: date, label: str,
           layer: str = "raw") -> tuple[GateResult, float]:
     from expectations.gate import run_gate
 
-    started = _step(f"{layer} gate, {label}")
+    started = step(f"{layer} gate, {label}")
     docs_before = sum(_DOCS_SECONDS)
     result = run_gate(settings, layer, day, project_root=gx_root, publish=False)
     wall = time.perf_counter() - started
@@ -107,24 +96,20 @@ def main() -> int:
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start; "
           f"workload: {args.history} history days + 1 validated day x {args.rows:,} events")
     work = Path(tempfile.mkdtemp(prefix="bench-quality-"))
-    settings = _private_settings(work / "stack")
+    settings = private_settings(work / "stack")
     gx_root = work / "ge"
     shutil.copytree(REPO / "expectations" / "gx", gx_root / "gx",
                     ignore=shutil.ignore_patterns("uncommitted"))
     day = datetime.now(UTC).date() - timedelta(days=1)
     figures: dict[str, object] = {"rows": args.rows, "history_days": args.history}
     try:
-        started = _step(f"private PostgreSQL on port {settings.pg_port}")
-        postgres.start(settings)
-        postgres.ensure_database(settings)
-        migrate(settings)
-        print(f"  {time.perf_counter() - started:.1f} s")
+        start_migrated(settings)
 
         conn = connect(settings, "admin")
         try:
             for offset in range(args.history, -1, -1):
                 load = day - timedelta(days=offset)
-                started = _step(f"loading {load}: {args.rows:,} events + 1 % rejects")
+                started = step(f"loading {load}: {args.rows:,} events + 1 % rejects")
                 load_day(conn, load, args.rows)
                 seconds = time.perf_counter() - started
                 print(f"  {seconds:.1f} s ({args.rows / seconds:,.0f} rows/s)")
@@ -141,7 +126,7 @@ def main() -> int:
         cold, _ = _gate(settings, gx_root, day, "first run in this process")
         warm, warm_docs = _gate(settings, gx_root, day, "second run")
         if args.staging:
-            started = _step("dbt run --select stg_ecommerce__events (the staging view)")
+            started = step("dbt run --select stg_ecommerce__events (the staging view)")
             run_dbt(settings, "run", "--select", "stg_ecommerce__events")
             print(f"  {time.perf_counter() - started:.1f} s")
             staging, _ = _gate(settings, gx_root, day, "over the staging view", "staging")
