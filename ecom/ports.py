@@ -69,3 +69,15 @@ def terminate(pid: int, timeout: float = 10.0) -> None:
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
+
+
+def terminate_group(pid: int, timeout: float = 10.0) -> None:
+    """SIGTERM to the process group `pid` leads (a server started in its own session, and
+    whatever it started), wait for its leader, then SIGKILL the group's leftovers."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and pid_alive(pid):
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)

@@ -11,9 +11,7 @@ Airflow's and dbt's children) and writes its log, tracebacks included, to
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -27,7 +25,7 @@ from rich.console import Console
 import dashboards
 from ecom.config import Settings, load_settings
 from ecom.errors import UserError
-from ecom.ports import pid_alive, port_is_free, read_pid
+from ecom.ports import port_is_free, read_pid, terminate_group
 
 APP = Path(dashboards.__file__).resolve().parent / "app.py"
 PAGES = ("business", "realtime", "operations", "quality")
@@ -103,13 +101,7 @@ def down(settings: Settings) -> bool:
     pid_file(settings).unlink(missing_ok=True)
     if pid is None:
         return False
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)  # its own session: streamlit and anything it started
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and pid_alive(pid):
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
+    terminate_group(pid, timeout=15)  # its own session: streamlit and anything it started
     return True
 
 

@@ -7,10 +7,7 @@ and stop exactly that group on `down`.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import subprocess
 import time
 import urllib.request
@@ -21,7 +18,7 @@ from ecom_pipeline import DAG_ID
 
 from ecom.config import Settings
 from ecom.errors import UserError
-from ecom.ports import free_port, pid_alive, port_is_free, read_pid
+from ecom.ports import free_port, port_is_free, read_pid, terminate_group
 from ecom_app.local_airflow.airflow_home import (
     AIRFLOW_BIN,
     airflow_env,
@@ -112,13 +109,7 @@ def down(settings: Settings) -> bool:
     if pid is None:
         pid_file(settings).unlink(missing_ok=True)
         return False
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)  # our own session: standalone and its children
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and pid_alive(pid):
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)  # leftovers of the group, if any
+    terminate_group(pid, timeout=30)  # our own session: standalone and its children
     pid_file(settings).unlink(missing_ok=True)
     return True
 
