@@ -66,6 +66,10 @@ def airflow_env(settings: Settings, port: int | None = None,
         "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos_cache"),
         # no phoning home from an offline-friendly local setup (each try can stall a task)
         "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        # the watcher builds are never retried (ecom_pipeline.dbt_groups): no copy of every
+        # XCom into an Airflow Variable after each dbt event (a growing write per event; on
+        # failure Cosmos still writes it once)
+        "AIRFLOW__COSMOS__ENABLE_WATCHER_RELIABLE_RETRY": "False",
         "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
         # the webhook URL is a secret too: mask it like the passwords (the dbt tasks' env is
