@@ -390,9 +390,8 @@ try:
         with urllib.request.urlopen(url, timeout=10) as response:
             response.read()
         count += 1
-        print(count, flush=True)
 except KeyboardInterrupt:
-    pass
+    print(count, flush=True)
 """
 
 
