@@ -36,6 +36,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from ecom_pipeline import DAG_ID
+from ecom_pipeline.callbacks import BUILD_TASK_ID
 from ecom_pipeline.manifest import manifest_path
 from ecom_pipeline.publish import message_key
 
@@ -51,7 +52,7 @@ pytestmark = pytest.mark.integration
 PIPELINE_ORDER = ["extract", "gate_raw", "transform_staging", "gate_staging",
                   "transform_marts", "gate_marts", "publish", "report"]
 GROUP_TAGS = {"transform_staging": {"staging", "intermediate"}, "transform_marts": {"marts"}}
-BUILD = "dbt_producer_watcher"  # the task running a group's one `dbt build`
+BUILD = BUILD_TASK_ID  # the task running a group's one `dbt build`
 DAY = date(2024, 3, 5)
 CORRUPT_DAY = date(2024, 3, 9)
 CORRUPT = "corrupted-by-test"  # the Kafka topic of the rows a broken loader wrote
@@ -417,8 +418,12 @@ def test_a_model_failing_in_the_build_is_retried_alone_and_the_run_goes_on(
         pipeline_stack: Settings, pipeline_run: Any, tmp_path: Path) -> None:
     """The staging build fails on one model (its table briefly not the transformer's);
     that model's task retries it alone (Cosmos runs dbt for that node), then its tests', and
-    the run carries on to the marts, the gates and the report."""
-    settings = pipeline_stack
+    the run carries on to the marts, the gates and the report. Nothing failed for good: the
+    webhook gets no message (the build's failure is in its log row)."""
+    from tests.integration.test_notifications import Receiver
+
+    receiver = Receiver()
+    settings = pipeline_stack.replace(alert_webhook_url=receiver.url)
     model, table = "int_purchase_lines", "analytics_intermediate.int_purchase_lines"
     run_ecom(settings, "simulate", "backfill", "--days", "1", "--end-date",
              RETRY_DAY.isoformat(), "--events-per-day", "1500", "--seed", "20240307",
@@ -451,6 +456,13 @@ def test_a_model_failing_in_the_build_is_retried_alone_and_the_run_goes_on(
         assert tries[task_id] == [(1, "success")], task_id
     assert _query(settings, "transformer",
                   f"select count(*) from {table} where order_date = %s", RETRY_DAY)[0][0] > 0
+    receiver.close()
+    assert receiver.messages == [], "a build whose failed model recovered alerted someone"
+    [(error,)] = _query(settings, "loader",
+                        """select error_text from ops.pipeline_execution_logs
+                            where logical_date = %s and task_id = %s""",
+                        RETRY_DAY, f"transform_staging.{BUILD}")
+    assert model in error
 
 
 def _admin(settings: Settings, sql: str) -> None:

@@ -230,3 +230,36 @@ def test_report_revenue_is_decimal() -> None:
     report = RunReport("d", "r", date(2024, 3, 5), "success", 10, 1, 10, Decimal("1.50"),
                        3, 3, 8, 8)
     assert report.total_revenue == Decimal("1.50")
+
+
+@pytest.mark.parametrize(("task_id", "alerted"), [
+    ("transform_staging.dbt_producer_watcher", False),
+    ("transform_staging.int_purchase_lines.run", True),
+    ("extract", True),
+])
+def test_a_failed_dbt_build_alerts_no_one_its_node_tasks_do(
+        monkeypatch: pytest.MonkeyPatch, task_id: str, alerted: bool) -> None:
+    """A group's build is never retried and its model/test tasks retry what it failed: its
+    own failure is logged, not sent; a node task (or any other) failing for good is sent."""
+    from ecom_pipeline import callbacks
+
+    done: list[tuple[str, str]] = []
+    monkeypatch.setattr(callbacks, "_finish",
+                        lambda _ctx, status, details=(): done.append(("row", status, *details)))
+    monkeypatch.setattr(callbacks, "_settings", lambda: None)
+    monkeypatch.setattr(callbacks.notifications, "dbt_failures", lambda _ti: [
+        {"kind": "model", "name": "int_purchase_lines", "status": "error",
+         "message": "permission denied"}])
+    monkeypatch.setattr(callbacks.notifications, "task_failed",
+                        lambda _ctx, alert: done.append(("webhook", alert["task_id"])))
+    monkeypatch.setattr(callbacks.alerts, "publish_alert",
+                        lambda _s, _attempt, alert: done.append(("topic", alert["task_id"])))
+    ti = SimpleNamespace(dag_id="ecommerce_analytics_pipeline", run_id="manual__1",
+                         task_id=task_id, try_number=3)
+    callbacks.on_failure({"ti": ti, "logical_date": datetime(2024, 3, 5, tzinfo=UTC),
+                          "exception": RuntimeError("dbt failed")})
+    if alerted:
+        assert done == [("row", "failed"), ("webhook", task_id), ("topic", task_id)]
+    else:  # no message; its log row names what dbt failed
+        assert done == [("row", "failed",
+                         "dbt model int_purchase_lines: error: permission denied")]

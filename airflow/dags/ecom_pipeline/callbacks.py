@@ -4,13 +4,18 @@ Every attempt writes its row of `ops.pipeline_execution_logs`; a task that fails
 also publishes an alert to `data-quality-alerts` and posts it to the webhook
 (`ecom_pipeline.notifications`, once per task and day). A callback never changes a task's
 outcome: Airflow logs a callback's exception and carries on, and so do we, loudly.
+
+Except a dbt group's build (`dbt_producer_watcher`): it is never retried, and its failure
+is its nodes' failure, each of which its model or test task retries alone. So the build
+alerts no one; a node task that still fails after its retries does, with its dbt error, and
+a build whose failed nodes all recover sends nothing (its error stays in the log row).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +26,9 @@ from ecom_pipeline.dbt_results import is_watcher_node_task, rows_reported_by_bui
 from ecom_pipeline.execution_log import ROWS_XCOM_KEY, TaskAttempt
 
 log = logging.getLogger(__name__)
+
+#: Cosmos' `PRODUCER_WATCHER_TASK_ID` (not imported: importing cosmos before airflow fails)
+BUILD_TASK_ID = "dbt_producer_watcher"
 
 #: the settings, read once per process (a run in Airflow's test mode calls these ~100 times)
 _settings = functools.cache(load_settings)
@@ -48,13 +56,25 @@ def on_retry(context: Mapping[str, Any]) -> None:
 
 
 def on_failure(context: Mapping[str, Any]) -> None:
-    """Complete the row as failed, then alert with the error (and failed expectations)."""
+    """Complete the row as failed, then alert with the error (and failed expectations),
+    unless the task is a dbt group's build (see the module docstring)."""
+    if is_watcher_build(context):  # the log row names the nodes dbt failed
+        nodes = notifications.dbt_failures(context["ti"])
+        _finish(context, "failed", [notifications.dbt_failure_line(n) for n in nodes])
+        log.info("%s failed: its model and test tasks retry the failed nodes and alert if "
+                 "they still fail", context["ti"].task_id)
+        return
     _finish(context, "failed")
     exc = context.get("exception")
     alert = alerts.task_failure_alert(attempt_of(context), error_text(exc),
                                       gate_alert=getattr(exc, "gate_alert", None))
     _safely("webhook message", notifications.task_failed, context, alert)
     _safely("alert", alerts.publish_alert, _settings(), attempt_of(context), alert)
+
+
+def is_watcher_build(context: Mapping[str, Any]) -> bool:
+    """A dbt group's one `dbt build` (Cosmos' producer task in watcher mode)."""
+    return str(context["ti"].task_id).rsplit(".", 1)[-1] == BUILD_TASK_ID
 
 
 def error_text(exc: BaseException | str | None) -> str | None:
@@ -82,10 +102,12 @@ def rows_affected(context: Mapping[str, Any]) -> int | None:
     return int(value) if isinstance(value, int | float) else None
 
 
-def _finish(context: Mapping[str, Any], status: str) -> None:
+def _finish(context: Mapping[str, Any], status: str, details: Sequence[str] = ()) -> None:
     ti = context["ti"]
     rows = rows_affected(context) if status == "success" else None
     error = None if status == "success" else error_text(context.get("exception"))
+    if error and details:
+        error = "; ".join([error, *details])
     _safely(f"{status} row", execution_log.record_end, _settings(), attempt_of(context),
             status, started_at=getattr(ti, "start_date", None), ended_at=datetime.now(UTC),
             rows_affected=rows, error_text=error)

@@ -76,7 +76,8 @@ def _where_to_look(ti: Any, run_id: str) -> list[tuple[str, str]]:
     return links
 
 
-def _dbt_failures(ti: Any) -> list[Mapping[str, Any]]:
+def dbt_failures(ti: Any) -> list[Mapping[str, Any]]:
+    """The dbt nodes the task's dbt command failed (`dbt_results`), [] if none or unknown."""
     try:
         value = ti.xcom_pull(task_ids=ti.task_id, key=FAILURES_XCOM_KEY)
     except Exception:  # a missing XCom must not stop the message
@@ -94,7 +95,7 @@ def task_failed(context: Mapping[str, Any], alert: Mapping[str, Any]) -> Deliver
         notice = gate_notice(alert, links=links)
     else:
         retries = int(getattr(getattr(ti, "task", None), "retries", 0) or 0)
-        notice = task_notice(alert, retries=retries, dbt_failures=_dbt_failures(ti),
+        notice = task_notice(alert, retries=retries, dbt_failures=dbt_failures(ti),
                              links=links)
     delivery = notify(load_settings(), notice)
     log.info("%s: %s", notice.dedupe_key, delivery.describe())
