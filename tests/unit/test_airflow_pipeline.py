@@ -243,7 +243,7 @@ def test_a_failed_dbt_build_alerts_no_one_its_node_tasks_do(
     own failure is logged, not sent; a node task (or any other) failing for good is sent."""
     from ecom_pipeline import callbacks
 
-    done: list[tuple[str, str]] = []
+    done: list[tuple[str, ...]] = []
     monkeypatch.setattr(callbacks, "_finish",
                         lambda _ctx, status, details=(): done.append(("row", status, *details)))
     monkeypatch.setattr(callbacks, "_settings", lambda: None)
