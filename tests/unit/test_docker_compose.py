@@ -474,10 +474,20 @@ def test_the_file_is_valid_against_the_compose_spec_schema(text: str) -> None:
 def test_every_airflow_setting_is_an_option_of_the_installed_airflow(
         compose: dict[str, Any]) -> None:
     """`AIRFLOW__<SECTION>__<KEY>` against Airflow's packaged configuration reference
-    (config.yml, providers included): a misspelt key would be ignored silently."""
+    (config.yml, providers included), and `[cosmos]` against the options Cosmos reads
+    (`cosmos/settings.py`; Cosmos is not a provider): a misspelt key would be ignored
+    silently."""
+    from importlib.util import find_spec
+
     from airflow.configuration import retrieve_configuration_description
 
     reference = retrieve_configuration_description(include_providers=True)
+    spec = find_spec("cosmos")
+    assert spec is not None and spec.origin is not None
+    cosmos_settings = (Path(spec.origin).parent / "settings.py").read_text()
+    reference["cosmos"] = {"options": set(
+        re.findall(r'conf\.get\w*\(\s*"cosmos",\s*"(\w+)"', cosmos_settings))}
+    assert "enable_watcher_reliable_retry" in reference["cosmos"]["options"]
     keys = {key for _, env in _env_maps(compose) for key in env
             if key.startswith("AIRFLOW__")}
     assert len(keys) >= 10
