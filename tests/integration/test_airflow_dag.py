@@ -46,6 +46,7 @@ from ecom_app.local_airflow import DAGS_FOLDER
 from ecom_app.local_airflow.airflow_home import airflow_env
 from ecom_app.local_airflow.manifest import ensure_manifest
 from tests.conftest import ECOM, private_stack, run_ecom
+from tests.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.integration
 
@@ -420,8 +421,6 @@ def test_a_model_failing_in_the_build_is_retried_alone_and_the_run_goes_on(
     that model's task retries it alone (Cosmos runs dbt for that node), then its tests', and
     the run carries on to the marts, the gates and the report. Nothing failed for good: the
     webhook gets no message (the build's failure is in its log row)."""
-    from tests.integration.test_notifications import Receiver
-
     receiver = Receiver()
     settings = pipeline_stack.replace(alert_webhook_url=receiver.url)
     model, table = "int_purchase_lines", "analytics_intermediate.int_purchase_lines"
