@@ -114,14 +114,35 @@ def down(settings: Settings) -> bool:
     return True
 
 
+#: what uvicorn logs when the API server cannot bind its port (standalone carries on without)
+BIND_FAILED = b"address already in use"
+
+
 def _wait_healthy(settings: Settings, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Wait until the API answers; a start that fails stops what it started."""
+    try:
+        _poll_health(settings, proc, timeout_s)
+    except UserError:
+        down(settings)
+        raise
+
+
+def _poll_health(settings: Settings, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
     health = f"{url(settings)}/api/v2/monitor/health"
+    log = log_file(settings)
+    log_start = log.stat().st_size if log.is_file() else 0
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise UserError(
                 f"airflow standalone exited with code {proc.returncode} while starting; "
-                f"see {log_file(settings)}."
+                f"see {log}."
+            )
+        if _log_since(log, log_start).find(BIND_FAILED) >= 0:
+            raise UserError(
+                f"Port {settings.airflow_port} was taken while Airflow started, so its API "
+                "server could not listen there (Airflow is stopped again). Free it or set "
+                "ECOM_AIRFLOW_PORT to another port."
             )
         try:
             with urllib.request.urlopen(health, timeout=2) as response:
@@ -132,9 +153,18 @@ def _wait_healthy(settings: Settings, proc: subprocess.Popen[bytes], timeout_s: 
             pass
         time.sleep(1)
     raise UserError(
-        f"Airflow did not answer on {health} within {timeout_s:.0f} s; see {log_file(settings)} "
-        "(stop it with `ecom airflow down`)."
+        f"Airflow did not answer on {health} within {timeout_s:.0f} s (it is stopped again); "
+        f"see {log}."
     )
+
+
+def _log_since(log: Path, offset: int) -> bytes:
+    try:
+        with open(log, "rb") as f:
+            f.seek(offset)
+            return f.read()
+    except OSError:
+        return b""
 
 
 def _wait_login(settings: Settings, timeout_s: float) -> tuple[str | None, str | None]:
