@@ -48,6 +48,7 @@ def describe(repeat: int = 3) -> dict[str, Any]:
             {
                 "task_id": t.task_id,
                 "operator": type(t).__name__,
+                "operator_module": type(t).__module__,
                 "upstream": sorted(t.upstream_task_ids),
                 "retries": t.retries,
                 "retry_exponential_backoff": t.retry_exponential_backoff,

@@ -182,6 +182,9 @@ def test_each_group_builds_its_models_once_then_shows_each_node(
     for group, tags in GROUP_TAGS.items():
         build = tasks[f"{group}.{BUILD}"]
         assert build["operator"] == "DbtProducerWatcherOperator"
+        # the build records every node's outcome in one XCom, which its tasks read
+        shown = [t for t in tasks if t.startswith(f"{group}.") and not t.endswith("_done")]
+        assert {tasks[t]["operator_module"] for t in shown} == {"ecom_pipeline.node_tasks"}
         assert build["retries"] == 0  # a retry would build everything again
         assert set(build["dbt_select"].split()) == {f"tag:{tag}" for tag in tags}
         in_group = {uid for uid in models if set(nodes[uid]["tags"]) & tags}

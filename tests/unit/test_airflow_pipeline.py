@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 from ecom_pipeline import alerts, days, publish
-from ecom_pipeline.dbt_results import rows_from_run_results, rows_per_node
+from ecom_pipeline.dbt_results import node_results, rows_from_run_results
 from ecom_pipeline.execution_log import (
     MAX_ERROR_CHARS,
     ExecutionLogRow,
@@ -119,18 +119,41 @@ def test_progress_lines_and_run_marks_are_parsed() -> None:
     assert runner.parse_mark("[DAG TEST] end task task_id=report") is None
 
 
-def test_the_build_records_each_nodes_rows_for_its_task() -> None:
+def test_the_build_records_each_nodes_outcome_for_its_task() -> None:
     results = {"results": [
-        {"unique_id": "model.p.a", "adapter_response": {"rows_affected": 120}},
-        {"unique_id": "model.p.v", "adapter_response": {"rows_affected": -1}},  # a view
-        {"unique_id": "test.p.not_null_a", "failures": 0},
-        {"unique_id": "test.p.unique_a", "failures": 2},
-        {"unique_id": "test.p.a_vs_b", "failures": 1},
+        {"unique_id": "model.p.a", "status": "success", "message": "INSERT 0 120",
+         "execution_time": 0.5, "compiled_code": "select 1",
+         "adapter_response": {"rows_affected": 120}},
+        {"unique_id": "model.p.v", "status": "error", "message": "boom",
+         "adapter_response": {"rows_affected": -1}},  # a view
+        {"unique_id": "model.p.w", "status": "skipped"},  # after v's failure
+        {"unique_id": "test.p.not_null_a", "status": "pass", "failures": 0},
+        {"unique_id": "test.p.unique_a", "status": "warn", "failures": 2},
+        {"unique_id": "test.p.a_vs_b", "status": "fail", "failures": 1,
+         "compiled_code": "select 2"},
+        {"unique_id": "test.p.not_null_w", "status": "skipped"},
     ]}
-    per_model = {"model.p.a": ["test.p.not_null_a", "test.p.unique_a", "test.p.a_vs_b"],
-                 "test.p.a_vs_b": ["test.p.a_vs_b"], "model.p.v": []}
-    assert rows_per_node(results, per_model) == {
-        "model.p.a": 120, "model.p.a:tests": 3, "test.p.a_vs_b:tests": 1}
+    per_model = {"model.p.a": ["test.p.not_null_a", "test.p.unique_a"],
+                 "model.p.b": ["test.p.a_vs_b"],
+                 "test.p.a_vs_b": ["test.p.a_vs_b"],  # a test with a task of its own
+                 "model.p.w": ["test.p.not_null_w"],
+                 "model.p.x": ["test.p.never_ran"], "model.p.v": []}
+    out = node_results(results, per_model)
+    assert out["model.p.a"] == {"status": "success", "message": "INSERT 0 120",
+                                "seconds": 0.5, "rows": 120, "compiled_sql": "select 1"}
+    assert out["model.p.v"]["status"] == "error" and out["model.p.v"]["rows"] is None
+    assert out["model.p.w"]["status"] == "skipped"
+    assert out["test.p.a_vs_b"]["compiled_sql"] == "select 2"  # its task shows its SQL
+    assert "test.p.not_null_a" not in out  # shown by its model's tests task
+    # a model's tests: pass when all passed (a warning passes), fail otherwise
+    assert out["model.p.a:tests"] == {"status": "pass", "tests": 2, "reported": 2, "rows": 2}
+    assert out["model.p.b:tests"]["status"] == "fail"
+    assert out["test.p.a_vs_b:tests"] == {"status": "fail", "tests": 1, "reported": 1,
+                                          "rows": 1}
+    assert out["model.p.w:tests"]["status"] == "fail"  # skipped after an upstream failure
+    assert out["model.p.x:tests"] == {"status": None, "tests": 1, "reported": 0,
+                                      "rows": None}
+    assert "model.p.v:tests" not in out
 
 
 def _log_row(task_id: str, minute: int, status: str = "success",

@@ -3,8 +3,11 @@ touched, and the nodes that failed (a failing test with its count of failing row
 the failure callback puts in the webhook message.
 
 In watcher mode one `dbt build` (the producer task) runs every node of a group; its
-callback also records the rows of each node, so each model's and each test's task writes
-its own figure to the execution log (`rows_reported_by_build`).
+callback also records each node's outcome in ONE XCom (`NODE_RESULTS_XCOM_KEY`): status,
+dbt's message, seconds, rows and compiled SQL per model, and per model the aggregated
+status of its tests. Each model's and test's task reads its node there
+(`reported_by_build`), for its state (`ecom_pipeline.node_tasks`) and for the rows its
+execution-log row records.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ from ecom_pipeline.execution_log import ROWS_XCOM_KEY
 from ecom_pipeline.notifications import FAILURES_XCOM_KEY
 
 FAILED_STATUSES = ("fail", "error", "runtime error")
+#: a node dbt reported with one of these succeeded (Cosmos' `DBT_SUCCESS_STATUSES`)
+SUCCESS_STATUSES = ("success", "pass", "warn")
 
-#: XCom of the producer: rows per model unique_id, failing rows per `<unique_id>:tests`
-NODE_ROWS_XCOM_KEY = "dbt_node_rows"
+#: XCom of the producer: per node unique_id its outcome; per `<unique_id>:tests` the
+#: outcome of the tests the producer's model -> tests map lists for it
+NODE_RESULTS_XCOM_KEY = "dbt_node_results"
 
 
 def _node_rows(result: Mapping[str, Any]) -> int | None:
@@ -39,24 +45,34 @@ def rows_from_run_results(results: Mapping[str, Any]) -> int | None:
     return sum(counts) if counts else None
 
 
-def rows_per_node(results: Mapping[str, Any], tests_per_model: Mapping[str, list[str]]
-                  ) -> dict[str, int]:
-    """Per model: its rows; per `<key>:tests` of the producer's model -> tests map: the
-    failing rows of those tests (what a model's `.test` task, or a test's own task, shows)."""
-    out: dict[str, int] = {}
-    by_test: dict[str, int] = {}
+def node_results(results: Mapping[str, Any], tests_per_model: Mapping[str, list[str]]
+                 ) -> dict[str, dict[str, Any]]:
+    """Per built node: dbt's status and message, seconds, rows and compiled SQL; per key
+    of the producer's model -> tests map, `<key>:tests`: the tests' aggregated status
+    (Cosmos' rule: `pass` when all of them reported a success, `fail` when one did not,
+    None when one did not report), their count and failing rows."""
+    out: dict[str, dict[str, Any]] = {}
+    tests: dict[str, Mapping[str, Any]] = {}
     for result in results.get("results", []):
-        uid, rows = result.get("unique_id", ""), _node_rows(result)
-        if rows is None:
-            continue
+        uid = str(result.get("unique_id", ""))
         if uid.startswith("test."):
-            by_test[uid] = rows
-        else:
-            out[uid] = rows
-    for key, tests in tests_per_model.items():
-        found = [by_test[t] for t in tests if t in by_test]
-        if found:
-            out[f"{key}:tests"] = sum(found)
+            tests[uid] = result
+        if not uid.startswith("test.") or uid in tests_per_model:
+            out[uid] = {"status": result.get("status"), "message": result.get("message"),
+                        "seconds": result.get("execution_time"), "rows": _node_rows(result),
+                        "compiled_sql": result.get("compiled_code")}
+    for key, uids in tests_per_model.items():
+        if not uids:
+            continue
+        reported = [tests[t] for t in uids if t in tests]
+        status = None
+        if len(reported) == len(uids):
+            ok = all(r.get("status") in SUCCESS_STATUSES for r in reported)
+            status = "pass" if ok else "fail"
+        failing = [n for r in reported if (n := _node_rows(r)) is not None]
+        out[f"{key}:tests"] = {"status": status, "tests": len(uids),
+                               "reported": len(reported),
+                               "rows": sum(failing) if failing else None}
     return out
 
 
@@ -81,7 +97,7 @@ def push_rows_affected(project_dir: str, context: Mapping[str, Any] | None = Non
                        **_: Any) -> None:
     """Cosmos callback after each dbt command (it runs before Cosmos raises a failed
     command's error): XCom `rows_affected` for the log row, `dbt_failures` if any failed,
-    and for the watcher's build, the rows of each node (see `rows_reported_by_build`)."""
+    and for the watcher's build, each node's outcome (see `reported_by_build`)."""
     path = Path(project_dir) / "target" / "run_results.json"
     if context is None or not path.is_file():
         return
@@ -94,7 +110,7 @@ def push_rows_affected(project_dir: str, context: Mapping[str, Any] | None = Non
         ti.xcom_push(key=FAILURES_XCOM_KEY, value=failed)
     tests_per_model = getattr(getattr(ti, "task", None), "tests_per_model", None)
     if isinstance(tests_per_model, Mapping):
-        ti.xcom_push(key=NODE_ROWS_XCOM_KEY, value=rows_per_node(results, tests_per_model))
+        ti.xcom_push(key=NODE_RESULTS_XCOM_KEY, value=node_results(results, tests_per_model))
 
 
 def is_watcher_node_task(context: Mapping[str, Any]) -> bool:
@@ -104,22 +120,39 @@ def is_watcher_node_task(context: Mapping[str, Any]) -> bool:
                 getattr(task, "model_unique_id", None))
 
 
-#: (run id, build task) -> the build's rows per node; in Airflow's test mode every task of
-#: a run shares this process, and the ~20 node tasks of a group read the same XCom
-_build_rows: dict[tuple[str, str], dict[str, Any]] = {}
+#: build task -> (run id, its node results): in Airflow's test mode every task of a run
+#: shares this process, and the ~35 node tasks of a group read the same XCom
+_build_results: dict[str, tuple[str, dict[str, Any]]] = {}
+
+
+def build_results(context: Mapping[str, Any]) -> dict[str, Any] | None:
+    """For a watcher model/test task: what its group's build recorded (`node_results`), or
+    None: any other task, or a build that recorded nothing (still running, or stopped
+    before its callback)."""
+    if not is_watcher_node_task(context):
+        return None
+    ti = context["ti"]
+    producer = ti.task.producer_task_id
+    cached = _build_results.get(producer)
+    if cached is None or cached[0] != ti.run_id:
+        results = ti.xcom_pull(task_ids=producer, key=NODE_RESULTS_XCOM_KEY)
+        if not isinstance(results, dict):
+            return None  # not cached: the build may record them later
+        cached = _build_results[producer] = (ti.run_id, results)
+    return cached[1]
+
+
+def node_key(task: Any) -> str:
+    """A watcher task's entry in `node_results`: its model, or its model's tests."""
+    node = str(task.model_unique_id)
+    return f"{node}:tests" if getattr(task, "is_test_sensor", False) else node
 
 
 def rows_reported_by_build(context: Mapping[str, Any]) -> int | None:
     """For a watcher model/test task: its node's rows, as the group's build recorded them
     (None for any other task, or when the build did not report that node)."""
-    if not is_watcher_node_task(context):
+    results = build_results(context)
+    if results is None:
         return None
-    ti = context["ti"]
-    task = ti.task
-    key = (ti.run_id, task.producer_task_id)
-    if key not in _build_rows:
-        _build_rows[key] = ti.xcom_pull(task_ids=key[1], key=NODE_ROWS_XCOM_KEY) or {}
-    rows = _build_rows[key]
-    node = task.model_unique_id
-    value = rows.get(f"{node}:tests" if getattr(task, "is_test_sensor", False) else node)
+    value = (results.get(node_key(context["ti"].task)) or {}).get("rows")
     return value if isinstance(value, int) else None
