@@ -6,7 +6,7 @@ In watcher mode one `dbt build` (the producer task) runs every node of a group; 
 callback also records each node's outcome in ONE XCom (`NODE_RESULTS_XCOM_KEY`): status,
 dbt's message, seconds, rows and compiled SQL per model, and per model the aggregated
 status of its tests. Each model's and test's task reads its node there
-(`reported_by_build`), for its state (`ecom_pipeline.node_tasks`) and for the rows its
+(`build_results`), for its state (`ecom_pipeline.node_tasks`) and for the rows its
 execution-log row records.
 """
 
@@ -97,7 +97,7 @@ def push_rows_affected(project_dir: str, context: Mapping[str, Any] | None = Non
                        **_: Any) -> None:
     """Cosmos callback after each dbt command (it runs before Cosmos raises a failed
     command's error): XCom `rows_affected` for the log row, `dbt_failures` if any failed,
-    and for the watcher's build, each node's outcome (see `reported_by_build`)."""
+    and for the watcher's build, each node's outcome (see `build_results`)."""
     path = Path(project_dir) / "target" / "run_results.json"
     if context is None or not path.is_file():
         return
