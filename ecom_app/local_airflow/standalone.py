@@ -138,7 +138,7 @@ def _poll_health(settings: Settings, proc: subprocess.Popen[bytes], timeout_s: f
                 f"airflow standalone exited with code {proc.returncode} while starting; "
                 f"see {log}."
             )
-        if _log_since(log, log_start).find(BIND_FAILED) >= 0:
+        if BIND_FAILED in _log_since(log, log_start):
             raise UserError(
                 f"Port {settings.airflow_port} was taken while Airflow started, so its API "
                 "server could not listen there (Airflow is stopped again). Free it or set "

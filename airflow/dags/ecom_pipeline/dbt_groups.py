@@ -160,10 +160,14 @@ def dbt_group(group_id: str, select: tuple[str, ...], settings: Settings, *,
         producer.tests_per_model = tests_the_build_runs(
             group.dbt_graph.nodes, group.dbt_graph.filtered_nodes, group.tasks_map,
             cautious=not multi_parent_tests)
-        share_build_record(t for t in group.dag.tasks
-                           if t.task_id.startswith(f"{group_id}."))
+        share_build_record(group_tasks(group))
     sort_excludes(group)
     return group
+
+
+def group_tasks(group: DbtTaskGroup) -> list[Any]:
+    """The tasks Cosmos rendered for the group (its build, done marker, model and test tasks)."""
+    return [t for t in group.dag.tasks if t.task_id.startswith(f"{group.group_id}.")]
 
 
 def sort_excludes(group: DbtTaskGroup) -> None:
@@ -171,9 +175,9 @@ def sort_excludes(group: DbtTaskGroup) -> None:
     order follows Python's per-process hash seed: every parse serialised a slightly
     different DAG, and Airflow recorded a new DAG version for each (v1 to v4 after three
     unchanged runs)."""
-    for task in group.dag.tasks:
+    for task in group_tasks(group):
         exclude = getattr(task, "exclude", None)
-        if task.task_id.startswith(f"{group.group_id}.") and isinstance(exclude, str):
+        if isinstance(exclude, str):
             task.exclude = " ".join(sorted(exclude.split()))
 
 
@@ -214,8 +218,7 @@ def run_after_producer(group: DbtTaskGroup) -> None:
         return
     producer = group.tasks_map[PRODUCER_WATCHER_TASK_ID]
     done = group.tasks_map[PRODUCER_WATCHER_DONE_TASK_ID]
-    members = {t.task_id: t for t in group.dag.tasks
-               if t.task_id.startswith(f"{group.group_id}.")}
+    members = {t.task_id: t for t in group_tasks(group)}
     before = {u for u in producer.upstream_task_ids if u not in members}
     if not before:
         raise ValueError(f"wire {group.group_id} after its upstream task before calling this")

@@ -107,8 +107,6 @@ class DbtRunWatcherOperator(_ReadsBuildResults, cosmos_watcher.DbtRunWatcherOper
 class DbtTestWatcherOperator(_ReadsBuildResults, cosmos_watcher.DbtTestWatcherOperator):
     """Cosmos' tests task in watcher mode, reading the build's record."""
 
-    __test__ = False  # not a pytest test class
-
 
 #: Cosmos' watcher classes -> ours (the same names, which the UI shows as the task's type)
 SHARED_RECORD_CLASSES: dict[type, type] = {
@@ -118,13 +116,9 @@ SHARED_RECORD_CLASSES: dict[type, type] = {
 }
 
 
-def share_build_record(tasks: Iterable[Any]) -> int:
+def share_build_record(tasks: Iterable[Any]) -> None:
     """Turn Cosmos' watcher build, model and test tasks among `tasks` into ours (their
-    class only: every argument Cosmos gave them stays); how many were."""
-    changed = 0
+    class only: every argument Cosmos gave them stays)."""
     for task in tasks:
-        ours = SHARED_RECORD_CLASSES.get(type(task))
-        if ours is not None:
+        if (ours := SHARED_RECORD_CLASSES.get(type(task))) is not None:
             task.__class__ = ours
-            changed += 1
-    return changed
